@@ -1,0 +1,110 @@
+"""The seven methods of the benchmark (section 4), as data the trainer can run.
+
+Regression baselines predict z = f(x) in R^m. Every other method has a k-class head g_theta and
+predicts the decoding mu^T softmax(g_theta(x)); they differ in the target codec and the objective.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from . import objectives
+from .codec import Codec, decode, gaussian_encode, hard_binning_encode
+
+
+@dataclass(frozen=True)
+class MethodSettings:
+    """Method constants the paper fixes (section 4, Appendix B); per-run values live in RunSpec."""
+
+    huber_delta: float = 1.0
+    soft_binning_lambda_sigma: float = 0.5  # sigma = lambda_sigma * delta_mu in Tables 3-5
+    alpha: float = 1e-6  # entropy penalty of eq. (7), Appendix B
+    end_to_end_codec_init: str = "grid"  # "grid" (section 3.3 init) or "pretrained" (eq. 7 codec)
+
+
+@dataclass(frozen=True)
+class Method:
+    name: str
+    label: str  # as in Tables 3-5
+    uses_k: bool
+    # Where the target distribution psi(y) comes from: None (regression), "hard" (eq. 2 one-hot),
+    # "gaussian" (eq. 3), "pretrained" (frozen eq. 7 codec) or "end_to_end" (codec trained with eq. 8).
+    codec: str | None
+    trains_decoder: bool = False  # mu is a trained parameter (eq. 8, eq. 9)
+
+    def output_size(self, k: int | None, m: int) -> int:
+        return k if self.uses_k else m
+
+    def needs_pretrained_codec(self, settings: MethodSettings) -> bool:
+        return self.codec == "pretrained" or (self.codec == "end_to_end" and settings.end_to_end_codec_init == "pretrained")
+
+    def frozen_targets(self, codec: Codec, y: torch.Tensor, settings: MethodSettings) -> torch.Tensor | None:
+        """psi(y) for the training targets when the codec is frozen (computed once, gathered per batch)."""
+        c = codec.centroids.to(y)
+        if self.codec == "hard":
+            return hard_binning_encode(y, c)
+        if self.codec == "gaussian":
+            return gaussian_encode(y, c, settings.soft_binning_lambda_sigma * codec.spacing)
+        if self.codec == "pretrained":
+            return codec.encode(y)
+        return None
+
+    def fixed_decoder(self, codec: Codec) -> torch.Tensor | None:
+        """The decoder of a frozen codec: bin midpoints c (section 2.2) or the pre-trained mu (section 3.3)."""
+        if self.codec in ("hard", "gaussian"):
+            return codec.centroids
+        if self.codec == "pretrained":
+            return codec.mu
+        return None
+
+    def trainable_codec(self, codec: Codec) -> dict[str, torch.Tensor]:
+        """Initial values of the codec parameters trained with the network (one copy per run)."""
+        if self.codec == "end_to_end":
+            return {"w_lin": codec.w_lin, "w_bias": codec.w_bias, "mu": codec.mu}
+        if self.trains_decoder:
+            return {"mu": codec.mu}  # Baseline 4: mu initialised on the grid of section 3.3
+        return {}
+
+    def loss(self, out, y, psi, codec_params, hp, settings: MethodSettings) -> torch.Tensor:
+        """Per-sample objective [R, B]. ``hp`` holds per-run lambdas shaped [R, 1]."""
+        if self.name == "least_squares":
+            return objectives.least_squares_loss(y, out)
+        if self.name == "huber":
+            return objectives.huber_loss(y, out, settings.huber_delta)
+        if self.name == "softmax_least_squares":
+            return objectives.softmax_least_squares_loss(y, out, codec_params["mu"])
+        if self.codec == "end_to_end":
+            p = codec_params
+            return objectives.end_to_end_loss(
+                y, out, p["w_lin"], p["w_bias"], p["mu"], hp["lambda_auto"], hp["lambda_kl"], hp["lambda_pred"], settings.alpha
+            )
+        return objectives.classification_loss(psi, out)
+
+    def predict(self, out, codec_params, fixed_decoder) -> torch.Tensor:
+        if not self.uses_k:
+            return out
+        mu = codec_params["mu"] if "mu" in codec_params else fixed_decoder
+        return decode(torch.softmax(out, dim=-1), mu)
+
+
+METHODS: dict[str, Method] = {
+    m.name: m
+    for m in [
+        Method("least_squares", "Least Squares", uses_k=False, codec=None),
+        Method("huber", "Huber Loss", uses_k=False, codec=None),
+        Method("softmax_least_squares", "Least Squares w. Softmax", uses_k=True, codec=None, trains_decoder=True),
+        Method("hard_binning", "Hard Binning Classification", uses_k=True, codec="hard"),
+        Method("soft_binning", "Soft Binning Classification", uses_k=True, codec="gaussian"),
+        Method("trained_codec", "Trained Encoder Classification", uses_k=True, codec="pretrained"),
+        Method("end_to_end", "End to End", uses_k=True, codec="end_to_end", trains_decoder=True),
+    ]
+}
+
+
+def get_method(name: str) -> Method:
+    try:
+        return METHODS[name]
+    except KeyError:
+        raise ValueError(f"unknown method {name!r}; known: {', '.join(METHODS)}") from None

@@ -1,0 +1,144 @@
+"""Networks of section 4 for a *pack* of R independent runs trained as one batched model.
+
+Every parameter carries a leading run dimension R. Linear layers use batched matrix products
+(torch.baddbmm); convolutions are grouped convolutions with one group per run. Each run draws its
+initial weights and its dropout masks from its own generators, so a run's numbers do not depend on
+which other runs share its pack (tests compare a pack with standard single-run PyTorch training).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+
+
+@dataclass(frozen=True)
+class Architecture:
+    """MLP (tabular) or CNN (images) of section 4. Depth and conv widths are our choices (config.yaml)."""
+
+    kind: str = "mlp"  # "mlp" or "cnn"
+    width: int = 128  # MLP hidden width (section 4)
+    depth: int = 2  # MLP hidden layers (paper silent)
+    dropout: float = 0.3  # MLP dropout (section 4)
+    conv_channels: tuple[int, ...] = (32, 64, 64)  # CNN: three 3x3 convolutions (channels: paper silent)
+    fc_width: int = 256  # CNN: two fully connected layers of 256 (section 4)
+    fc_depth: int = 2
+    fc_dropout: float = 0.5
+
+    def hidden_widths(self) -> list[int]:
+        return [self.fc_width] * self.fc_depth if self.kind == "cnn" else [self.width] * self.depth
+
+    def hidden_dropout(self) -> float:
+        return self.fc_dropout if self.kind == "cnn" else self.dropout
+
+
+def uniform_init(shape, fan_in: int, generator: torch.Generator) -> torch.Tensor:
+    """PyTorch's default initialisation of Linear and Conv2d, U(-1/sqrt(fan_in), 1/sqrt(fan_in)),
+    drawn in float64 from the run's own generator (same numbers in float32 and float64 runs)."""
+    bound = 1.0 / math.sqrt(fan_in)
+    return (torch.rand(shape, generator=generator, dtype=torch.float64) * 2 - 1) * bound
+
+
+def dropout_with_uniforms(h: torch.Tensor, u: torch.Tensor, p: float) -> torch.Tensor:
+    """Inverted dropout given uniforms u ~ U[0, 1): keep where u >= p, scale by 1 / (1 - p).
+
+    Comparing uniforms costs a third of nn.Dropout's mask on CPU (shared/notes/performance.md).
+    """
+    return h * (u >= p) * (1.0 / (1.0 - p))
+
+
+@dataclass
+class LayerShapes:
+    conv: list[tuple[int, int]] = field(default_factory=list)  # (in_channels, out_channels)
+    linear: list[tuple[int, int]] = field(default_factory=list)  # (in_features, out_features)
+
+
+def layer_shapes(arch: Architecture, input_shape: tuple[int, ...], output_size: int) -> LayerShapes:
+    shapes = LayerShapes()
+    if arch.kind == "cnn":
+        channels, height, width = input_shape
+        for out_channels in arch.conv_channels:
+            shapes.conv.append((channels, out_channels))
+            channels, height, width = out_channels, height // 2, width // 2
+        features = channels * height * width
+    elif arch.kind == "mlp":
+        (features,) = input_shape
+    else:
+        raise ValueError(f"unknown architecture kind {arch.kind!r} (expected 'mlp' or 'cnn')")
+    for hidden in arch.hidden_widths():
+        shapes.linear.append((features, hidden))
+        features = hidden
+    shapes.linear.append((features, output_size))
+    return shapes
+
+
+def initial_weights(shapes: LayerShapes, generator: torch.Generator) -> list[torch.Tensor]:
+    """One run's initial parameters in a fixed order: per layer weight then bias, in PyTorch layouts
+    (Conv2d [out, in, 3, 3], Linear [out, in])."""
+    params = []
+    for c_in, c_out in shapes.conv:
+        params.append(uniform_init((c_out, c_in, 3, 3), c_in * 9, generator))
+        params.append(uniform_init((c_out,), c_in * 9, generator))
+    for f_in, f_out in shapes.linear:
+        params.append(uniform_init((f_out, f_in), f_in, generator))
+        params.append(uniform_init((f_out,), f_in, generator))
+    return params
+
+
+class PackedNetwork(torch.nn.Module):
+    """R copies of the MLP or CNN of section 4, one per run, evaluated together.
+
+    ``forward(x)`` takes per-run batches ``[R, B, *input_shape]`` or one batch shared by all runs
+    ``[B, *input_shape]`` and returns ``[R, B, output_size]``.
+    """
+
+    def __init__(self, arch: Architecture, input_shape, output_size: int, init_generators, dtype=torch.float32, device="cpu"):
+        super().__init__()
+        self.arch = arch
+        self.runs = len(init_generators)
+        self.input_shape = tuple(input_shape)
+        self.shapes = layer_shapes(arch, self.input_shape, output_size)
+        per_run = [initial_weights(self.shapes, g) for g in init_generators]
+        stacked = [torch.stack([run[i] for run in per_run]) for i in range(len(per_run[0]))]
+        n_conv = 2 * len(self.shapes.conv)
+        self.conv_weights = torch.nn.ParameterList()
+        self.conv_biases = torch.nn.ParameterList()
+        for i in range(0, n_conv, 2):
+            self.conv_weights.append(torch.nn.Parameter(stacked[i].to(device, dtype)))
+            self.conv_biases.append(torch.nn.Parameter(stacked[i + 1].to(device, dtype)))
+        self.weights = torch.nn.ParameterList()  # [R, in, out] for baddbmm
+        self.biases = torch.nn.ParameterList()  # [R, 1, out]
+        for i in range(n_conv, len(stacked), 2):
+            self.weights.append(torch.nn.Parameter(stacked[i].transpose(1, 2).contiguous().to(device, dtype)))
+            self.biases.append(torch.nn.Parameter(stacked[i + 1].unsqueeze(1).to(device, dtype)))
+
+    def _conv_trunk(self, x: torch.Tensor) -> torch.Tensor:
+        R = self.runs
+        if x.dim() == 1 + len(self.input_shape):  # shared batch [B, C, H, W] -> [B, R*C, H, W]
+            x = x.repeat(1, R, 1, 1)
+        else:  # per-run batches [R, B, C, H, W] -> [B, R*C, H, W]
+            x = x.transpose(0, 1).reshape(x.shape[1], R * x.shape[2], *x.shape[3:])
+        for w, b in zip(self.conv_weights, self.conv_biases):
+            x = F.conv2d(x, w.reshape(-1, *w.shape[2:]), b.reshape(-1), padding=1, groups=R)
+            x = F.avg_pool2d(torch.relu(x), 2)
+        return x.reshape(x.shape[0], R, -1).transpose(0, 1)  # [R, B, C*H*W], per-run flatten order
+
+    def forward(self, x: torch.Tensor, dropout_generators=None) -> torch.Tensor:
+        """Dropout is applied when ``dropout_generators`` (one per run) is given: training mode."""
+        h = self._conv_trunk(x) if self.shapes.conv else x
+        p = self.arch.hidden_dropout()
+        last = len(self.weights) - 1
+        for i, (w, b) in enumerate(zip(self.weights, self.biases)):
+            h = torch.baddbmm(b, h, w) if h.dim() == 3 else torch.matmul(h, w) + b
+            if i == last:
+                break
+            h = torch.relu(h)
+            if dropout_generators is not None and p > 0:
+                u = torch.empty_like(h)
+                for r, g in enumerate(dropout_generators):
+                    torch.rand(h.shape[1:], generator=g, out=u[r])
+                h = dropout_with_uniforms(h, u, p)
+        return h

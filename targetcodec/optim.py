@@ -1,0 +1,78 @@
+"""Adam and gradient clipping for packed parameters: per run, as if each run had its own optimiser.
+
+Adam is elementwise, so one Adam over stacked parameters equals R independent Adams when the
+learning rate is a per-run tensor broadcast over the run dimension. Gradient clipping is the one
+step that mixes elements of a run: the norm is taken per run over all of that run's parameters.
+The update follows torch.optim.Adam exactly (L2 weight decay added to the gradient, section 4).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+
+def clip_grad_norm_per_run(grads: list[torch.Tensor], max_norm: float) -> torch.Tensor:
+    """Scale each run's gradients so that their joint 2-norm is at most max_norm (unit clipping,
+    section 4), as torch.nn.utils.clip_grad_norm_ does for one run. Returns the norms [R]."""
+    R = grads[0].shape[0]
+    norms = torch.stack([g.reshape(R, -1).norm(dim=1) for g in grads], dim=1).norm(dim=1)
+    coef = (max_norm / (norms + 1e-6)).clamp(max=1.0)
+    for g in grads:
+        g.mul_(coef.reshape(R, *([1] * (g.dim() - 1))))
+    return norms
+
+
+class PackedAdam:
+    """Adam (Kingma and Ba, 2014) with L2 weight decay, per-run learning rates and per-tensor decay."""
+
+    def __init__(self, params: list[torch.Tensor], weight_decays: list[float], betas=(0.9, 0.999), eps=1e-8):
+        self.params = params
+        self.weight_decays = weight_decays
+        self.beta1, self.beta2 = betas
+        self.eps = eps
+        self.step_count = 0
+        self.exp_avg = [torch.zeros_like(p) for p in params]
+        self.exp_avg_sq = [torch.zeros_like(p) for p in params]
+
+    @torch.no_grad()
+    def step(self, grads: list[torch.Tensor], lr: torch.Tensor) -> None:
+        """One update; ``lr`` is a tensor [R] of this step's learning rate for each run."""
+        self.step_count += 1
+        bias1 = 1 - self.beta1**self.step_count
+        bias2_sqrt = math.sqrt(1 - self.beta2**self.step_count)
+        for p, g, m, v, wd in zip(self.params, grads, self.exp_avg, self.exp_avg_sq, self.weight_decays):
+            if wd:
+                g = g.add(p, alpha=wd)
+            m.lerp_(g, 1 - self.beta1)
+            v.mul_(self.beta2).addcmul_(g, g, value=1 - self.beta2)
+            denom = (v.sqrt() / bias2_sqrt).add_(self.eps)
+            step_size = (lr / bias1).reshape(-1, *([1] * (p.dim() - 1)))
+            p.sub_(step_size * m / denom)
+
+    def state_dict(self) -> dict:
+        return {"step_count": self.step_count, "exp_avg": self.exp_avg, "exp_avg_sq": self.exp_avg_sq}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.step_count = state["step_count"]
+        for dst, src in zip(self.exp_avg + self.exp_avg_sq, state["exp_avg"] + state["exp_avg_sq"]):
+            dst.copy_(src)
+
+
+def learning_rate_factor(step: int, total_steps: int, schedule: str, warmup_fraction: float) -> float:
+    """Multiplier of the maximum learning rate at ``step`` (0-based).
+
+    "cosine": linear warm-up over the first ``warmup_fraction`` of the steps, then cosine decay to
+    zero at the last step (the paper sweeps a *maximum* learning rate; its schedule is not given).
+    "constant": always 1.
+    """
+    if schedule == "constant":
+        return 1.0
+    if schedule != "cosine":
+        raise ValueError(f"unknown learning-rate schedule {schedule!r} (expected 'cosine' or 'constant')")
+    warmup = max(1, int(round(warmup_fraction * total_steps)))
+    if step < warmup:
+        return (step + 1) / warmup
+    progress = (step - warmup) / max(1, total_steps - warmup)
+    return 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))

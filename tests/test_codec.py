@@ -1,0 +1,147 @@
+"""The paper's equations against hand computations (section 2.2 to 3.3)."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from targetcodec import codec as C
+from targetcodec import objectives as O
+
+torch.set_default_dtype(torch.float64)
+
+
+def test_eq3_by_hand():
+    # y = 0.3, centroids 0, 0.5, 1, sigma = 0.5: logits -(c - y)^2 / (2 * 0.25)
+    y = torch.tensor([[0.3]])
+    c = torch.tensor([[0.0], [0.5], [1.0]])
+    logits = np.array([-(0.3**2), -(0.2**2), -(0.7**2)]) / 0.5
+    expected = np.exp(logits) / np.exp(logits).sum()
+    np.testing.assert_allclose(C.gaussian_encode(y, c, 0.5)[0].numpy(), expected, rtol=1e-12)
+
+
+def test_eq3_eq4_eq5_agree():
+    gen = torch.Generator().manual_seed(0)
+    y = torch.rand(50, 2, generator=gen)
+    c = torch.rand(7, 2, generator=gen)
+    sigma = 0.3
+    p3 = C.gaussian_encode(y, c, sigma)
+    p4 = C.gaussian_encode_inner_product(y, c, sigma)
+    w_lin, w_bias = C.gaussian_to_softmax_weights(c, sigma)
+    p5 = C.softmax_encode(y, w_lin, w_bias)
+    torch.testing.assert_close(p3, p4, rtol=0, atol=1e-12)
+    torch.testing.assert_close(p3, p5, rtol=0, atol=1e-12)
+    torch.testing.assert_close(p3.sum(-1), torch.ones(50))
+
+
+def test_gaussian_encoder_tends_to_hard_binning():
+    y = torch.tensor([[0.12], [0.49], [0.51], [0.97]])
+    c = torch.tensor([[0.1], [0.3], [0.5], [0.7], [0.9]])
+    hard = C.hard_binning_encode(y, c)
+    assert hard.argmax(-1).tolist() == [0, 2, 2, 4]
+    gaps = [(C.gaussian_encode(y, c, s) - hard).abs().max().item() for s in (0.1, 0.03, 0.01, 0.001)]
+    assert gaps == sorted(gaps, reverse=True)
+    assert gaps[-1] < 1e-12
+
+
+def test_kl_to_one_hot_is_cross_entropy():
+    gen = torch.Generator().manual_seed(1)
+    logits = torch.randn(20, 6, generator=gen)
+    labels = torch.randint(6, (20,), generator=gen)
+    one_hot = torch.nn.functional.one_hot(labels, 6).double()
+    ce = torch.nn.functional.cross_entropy(logits, labels, reduction="none")
+    torch.testing.assert_close(O.classification_loss(one_hot, logits), ce)
+    # for a soft target, KL = cross-entropy - H(p): the constant of eq. (2)
+    p = torch.softmax(torch.randn(20, 6, generator=gen), -1)
+    cross_entropy = -(p * torch.log_softmax(logits, -1)).sum(-1)
+    torch.testing.assert_close(O.classification_loss(p, logits), cross_entropy - C.entropy(p))
+
+
+def test_decoding_is_c_transpose_pi():
+    pi = torch.tensor([[0.2, 0.5, 0.3]])
+    c = torch.tensor([[0.0, 1.0], [1.0, 0.0], [2.0, 2.0]])
+    torch.testing.assert_close(C.decode(pi, c), torch.tensor([[0.5 + 0.6, 0.2 + 0.6]]))
+
+
+def test_grid_is_bin_midpoints():
+    centroids, spacing = C.grid_centroids(np.array([0.0, 1.0, 0.4]), 4)
+    np.testing.assert_allclose(centroids[:, 0], [0.125, 0.375, 0.625, 0.875])
+    assert spacing == 0.25
+
+
+def test_grid_codec_autoencoding_error_falls_with_k():
+    y = torch.rand(2000, 1, generator=torch.Generator().manual_seed(2))
+    errors = [C.initial_codec(y.numpy(), k, lambda_sigma=0.5).autoencoding_error(y) for k in (3, 5, 15, 25, 45)]
+    assert all(a > b for a, b in zip(errors, errors[1:])), errors
+
+
+def test_entropy_by_hand():
+    assert C.entropy(torch.tensor([0.5, 0.5])).item() == pytest.approx(math.log(2))
+    assert C.entropy(torch.tensor([1.0, 0.0])).item() == 0.0
+
+
+def test_entropy_penalty_lowers_entropy():
+    """A gradient step on eq. (7) with alpha > 0 lowers the codes' entropy more than one on eq. (6)."""
+    y = torch.rand(500, 1, generator=torch.Generator().manual_seed(3))
+    codec = C.initial_codec(y.numpy(), 5, lambda_sigma=2.0)  # wide Gaussians: high entropy
+
+    def entropy_after_step(alpha):
+        w, b, mu = (t.clone().requires_grad_(True) for t in (codec.w_lin, codec.w_bias, codec.mu))
+        C.entropy_penalised_autoencoding_loss(y, w, b, mu, alpha).mean().backward()
+        with torch.no_grad():
+            w -= 0.1 * w.grad
+            b -= 0.1 * b.grad
+        return C.entropy(C.softmax_encode(y, w, b)).mean().item()
+
+    assert entropy_after_step(1.0) < entropy_after_step(0.0)
+    # and the penalty term itself is +alpha H (the paper prints -alpha H; see codec.py)
+    psi = codec.encode(y)
+    diff = C.entropy_penalised_autoencoding_loss(y, codec.w_lin, codec.w_bias, codec.mu, 0.7) - C.autoencoding_loss(y, codec.w_lin, codec.w_bias, codec.mu)
+    torch.testing.assert_close(diff, 0.7 * C.entropy(psi))
+
+
+def test_pretraining_lowers_eq7():
+    y = np.random.default_rng(4).beta(2, 5, size=(1000, 1))
+    codec = C.initial_codec(y, 5)
+    trained, report = C.pretrain_codec(codec, y, alpha=1e-6, steps=300, lr=1e-2)
+    assert report["final_autoencoding_error"] < report["initial_autoencoding_error"]
+
+
+def test_two_dimensional_codec():
+    rng = np.random.default_rng(5)
+    y = np.concatenate([rng.normal(loc, 0.05, size=(200, 2)) for loc in ([0.2, 0.2], [0.8, 0.3], [0.5, 0.9])])
+    codec = C.initial_codec(y, 3, lambda_sigma=0.5)
+    assert codec.mu.shape == (3, 2) and codec.w_lin.shape == (2, 3)
+    yt = torch.as_tensor(y)
+    psi = codec.encode(yt)
+    assert psi.shape == (600, 3)
+    # each cluster is encoded mostly to its own class and decodes close to its centre
+    assert len(set(psi.argmax(-1)[::200].tolist())) == 3
+    assert codec.autoencoding_error(yt) < 0.05
+    hard = C.hard_binning_encode(yt, codec.centroids)
+    assert hard.sum(0).tolist() == [200.0, 200.0, 200.0]
+
+
+def test_huber_is_half_square_for_small_residuals():
+    y = torch.tensor([[0.2], [0.9]])
+    z = torch.tensor([[0.5], [0.1]])
+    torch.testing.assert_close(O.huber_loss(y, z, delta=1.0), 0.5 * O.least_squares_loss(y, z))
+    # beyond delta it is linear: delta * (|r| - delta / 2)
+    assert O.huber_loss(y, z, delta=0.5)[1].item() == pytest.approx(0.5 * (0.8 - 0.25))
+
+
+def test_end_to_end_loss_combines_its_terms():
+    gen = torch.Generator().manual_seed(6)
+    y = torch.rand(10, 1, generator=gen)
+    logits = torch.randn(10, 4, generator=gen)
+    codec = C.initial_codec(y.numpy(), 4)
+    w, b, mu = codec.w_lin, codec.w_bias, codec.mu
+    pi = torch.softmax(logits, -1)
+    auto = C.autoencoding_loss(y, w, b, mu) + 1e-3 * C.entropy(C.softmax_encode(y, w, b))
+    kl = O.classification_loss(C.softmax_encode(y, w, b), logits)
+    pred = ((y - pi @ mu) ** 2).sum(-1)
+    got = O.end_to_end_loss(y, logits, w, b, mu, 0.3, 0.068, 1.0, alpha=1e-3)
+    torch.testing.assert_close(got, 0.3 * auto + 0.068 * kl + pred)
+    # lambda_kl = lambda_auto = 0 leaves eq. (9), the softmax least-squares baseline
+    torch.testing.assert_close(O.end_to_end_loss(y, logits, w, b, mu, 0.0, 0.0, 1.0, alpha=1e-3), O.softmax_least_squares_loss(y, logits, mu))

@@ -1,0 +1,90 @@
+"""A pack of runs trained as one batched model equals each run trained alone with standard PyTorch
+(nn.Linear/nn.Conv2d, DataLoader, torch.optim.Adam, clip_grad_norm_), in float64."""
+
+import math
+
+import pytest
+import torch
+
+from conftest import make_split
+from targetcodec import METHODS, Architecture, MethodSettings, RunSpec, TrainingConfig, codec_for_method, pretrain_codec, train_pack
+from targetcodec.codec import initial_codec
+from targetcodec.reference import train_single_run
+
+TRAINING = TrainingConfig(batch_size=32, max_epochs=8, patience=3, log_every=100)
+# Different learning rates and lambdas per run: a sweep joins the pack.
+RUNS = [
+    RunSpec(seed=0, lr=3e-3, lambda_kl=0.068, lambda_auto=1.0),
+    RunSpec(seed=1, lr=1e-2, lambda_kl=0.5, lambda_auto=0.3),
+    RunSpec(seed=7, lr=3e-2, lambda_kl=2.0, lambda_auto=0.0, lambda_pred=0.5),
+]
+
+
+def packed_parameters(net, codec_params, r):
+    """Run r's parameters in PyTorch layouts, in the reference's order."""
+    out = [w[r] for pair in zip(net.conv_weights, net.conv_biases) for w in pair]
+    for w, b in zip(net.weights, net.biases):
+        out += [w[r].T, b[r, 0]]
+    return out + [v[r] for v in codec_params.values()]
+
+
+def reference_parameters(net, codec_params):
+    return list(net.parameters()) + list(codec_params.values())
+
+
+def check_pack_matches_single_runs(data, method_name, k, arch, settings=MethodSettings(), codec=None):
+    method = METHODS[method_name]
+    if codec is None and method.uses_k:
+        codec = codec_for_method(method, data.y_train, k, settings)
+    results, predictor = train_pack(data, method, RUNS, k=k, codec=codec, architecture=arch, training=TRAINING,
+                                    settings=settings, dtype=torch.float64, return_predictor=True)
+    for r, run in enumerate(RUNS):
+        alone, net, codec_params = train_single_run(data, method, run, k=k, codec=codec, architecture=arch, training=TRAINING,
+                                                    settings=settings, dtype=torch.float64)
+        assert results[r].epochs_trained == alone.epochs_trained
+        assert results[r].best_epoch == alone.best_epoch
+        for name, value in alone.metrics.items():
+            assert math.isclose(results[r].metrics[name], value, rel_tol=1e-6, abs_tol=1e-9), (name, r)
+        packed = packed_parameters(predictor.net, predictor.codec_params, r)
+        single = reference_parameters(net, codec_params)
+        assert len(packed) == len(single)
+        for p, q in zip(packed, single):
+            torch.testing.assert_close(p, q.detach(), rtol=1e-6, atol=1e-6)
+    return results
+
+
+@pytest.mark.parametrize("method_name", list(METHODS))
+def test_mlp_pack_equals_single_runs(method_name):
+    data = make_split()
+    settings = MethodSettings()
+    codec = None
+    if METHODS[method_name].needs_pretrained_codec(settings):
+        codec, _ = pretrain_codec(initial_codec(data.y_train, 5), data.y_train, steps=50)
+    results = check_pack_matches_single_runs(data, method_name, 5 if METHODS[method_name].uses_k else None,
+                                             Architecture(width=16, depth=2), settings, codec)
+    # the runs are really different runs
+    assert len({r.metrics["test_mae"] for r in results}) == len(RUNS)
+
+
+@pytest.mark.parametrize("method_name", ["least_squares", "end_to_end"])
+def test_cnn_pack_equals_single_runs(method_name):
+    data = make_split(n=120, images=True)
+    arch = Architecture(kind="cnn", conv_channels=(4, 6, 8), fc_width=12, fc_depth=2)
+    check_pack_matches_single_runs(data, method_name, 5 if METHODS[method_name].uses_k else None, arch)
+
+
+@pytest.mark.parametrize("method_name", ["hard_binning", "end_to_end", "softmax_least_squares"])
+def test_two_dimensional_targets_pack_equals_single_runs(method_name):
+    check_pack_matches_single_runs(make_split(m=2), method_name, 4, Architecture(width=16, depth=1))
+
+
+def test_run_does_not_depend_on_its_pack():
+    """Seed 7 gives the same numbers alone, first, or last in a pack (a user may change pack_size)."""
+    data = make_split()
+    method = METHODS["soft_binning"]
+    codec = codec_for_method(method, data.y_train, 5, MethodSettings())
+    kwargs = dict(k=5, codec=codec, architecture=Architecture(width=16), training=TRAINING, dtype=torch.float64)
+    alone = train_pack(data, method, [RUNS[2]], **kwargs)[0]
+    last = train_pack(data, method, RUNS, **kwargs)[2]
+    first = train_pack(data, method, [RUNS[2], RUNS[0]], **kwargs)[0]
+    assert alone.metrics == pytest.approx(last.metrics, rel=1e-9) == first.metrics
