@@ -1,0 +1,28 @@
+# Beyond Binning: Soft Task Reformulation for Deep Regression (AISTATS 2026), the whole benchmark.
+#
+#   snakemake --cores all                                  # the paper's grid (config.yaml)
+#   snakemake --cores all --configfile presets/demo.yaml   # offline demo, minutes on a laptop
+#   snakemake --profile profiles/slurm                     # on a SLURM GPU cluster
+#
+# Rules live in workflow/rules/, the scripts they run in workflow/scripts/, and the method itself
+# in the importable package targetcodec/.
+
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+
+configfile: "config.yaml"
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/data.smk"
+include: "workflow/rules/codec.smk"
+include: "workflow/rules/train.smk"
+include: "workflow/rules/report.smk"
+
+
+rule all:
+    input:
+        all_outputs(),
+    default_target: True

@@ -1,0 +1,61 @@
+"""Checks of the workflow config that a JSON schema cannot express; each error names its key."""
+
+from __future__ import annotations
+
+import yaml
+
+# Keys whose values are names, never numbers (a column may be called "1").
+STRING_KEYS = {"target", "code", "name", "path", "flag", "drop", "run_datasets", "methods", "separator", "results",
+               "data_cache", "device", "sha256", "source", "url"}
+
+
+def coerce_command_line_values(value, key=None):
+    """Snakemake's --config reads nested values as strings ("k_values=[5,25]" gives ["5", "25"]);
+    turn strings that spell numbers, booleans or null back into them, except under STRING_KEYS."""
+    if key in STRING_KEYS:
+        return value
+    if isinstance(value, dict):
+        return {k: coerce_command_line_values(v, k) for k, v in value.items()}
+    if isinstance(value, list):
+        return [coerce_command_line_values(v, key) for v in value]
+    if isinstance(value, str):
+        try:
+            parsed = yaml.safe_load(value)
+        except yaml.YAMLError:
+            return value
+        if parsed is None or isinstance(parsed, (bool, int, float)):
+            return parsed
+    return value
+
+
+def check_config(config: dict) -> None:
+    datasets = config["datasets"]
+    for key in config.get("run_datasets") or []:
+        if key not in datasets:
+            raise ValueError(f"config key 'run_datasets': {key!r} is not a dataset of 'datasets' ({', '.join(datasets)})")
+    selected = config.get("run_datasets") or [k for k, s in datasets.items() if s.get("enabled", True)]
+    if not selected:
+        raise ValueError("config key 'datasets': no dataset is enabled and 'run_datasets' is empty")
+    split = config["split"]
+    total = split["train"] + split["val"] + split["test"]
+    if abs(total - 1) > 1e-9:
+        raise ValueError(f"config key 'split': train + val + test must be 1, got {total:g}")
+    codes = {}
+    for key in selected:
+        code = datasets[key].get("code", key)
+        if code in codes:
+            raise ValueError(f"config key 'datasets.{key}.code': {code!r} is also the code of {codes[code]!r}")
+        codes[code] = key
+    uses_k = [m for m in config["methods"] if m not in ("least_squares", "huber")]
+    if uses_k and config["figures"]["k"] not in config["k_values"]:
+        raise ValueError(f"config key 'figures.k': {config['figures']['k']} is not one of k_values {config['k_values']}")
+
+
+def describe_validation_error(error) -> str:
+    """A jsonschema ValidationError as one line that names the config key."""
+    path = ""
+    for part in error.absolute_path:
+        path += f"[{part}]" if isinstance(part, int) else (f".{part}" if path else str(part))
+    hint = error.schema.get("description") if isinstance(error.schema, dict) else None
+    where = f"config key '{path}'" if path else "config"
+    return f"{where}: {error.message}" + (f" (expected: {hint})" if hint else "")

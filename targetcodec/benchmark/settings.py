@@ -1,0 +1,132 @@
+"""From the workflow's config (config.yaml, validated) to the library's objects, and the names of
+the benchmark's configurations: ``least_squares``, ``end_to_end-k25``, ... (method and k)."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import torch
+
+from ..methods import METHODS, MethodSettings, get_method
+from ..nn import Architecture
+from ..pack import RunSpec, TrainingConfig
+
+LABEL = re.compile(r"^(?P<method>[a-z_]+?)(?:-k(?P<k>\d+))?$")
+
+
+@dataclass(frozen=True)
+class Configuration:
+    """One row of Tables 3-5: a method, and k for the methods with k classes."""
+
+    method: str
+    k: int | None = None
+
+    @property
+    def label(self) -> str:
+        return self.method if self.k is None else f"{self.method}-k{self.k}"
+
+    @property
+    def display(self) -> str:
+        name = METHODS[self.method].label
+        if self.method == "soft_binning":
+            name += " $\\lambda_\\sigma = 0.5$"
+        return name if self.k is None else f"{name} k = {self.k}"
+
+    @classmethod
+    def parse(cls, label: str) -> "Configuration":
+        match = LABEL.match(label)
+        if not match:
+            raise ValueError(f"not a configuration label: {label!r}")
+        method = get_method(match["method"]).name
+        k = int(match["k"]) if match["k"] else None
+        if METHODS[method].uses_k != (k is not None):
+            raise ValueError(f"configuration {label!r}: method {method!r} {'needs' if METHODS[method].uses_k else 'takes no'} k")
+        return cls(method, k)
+
+
+def configurations(methods: list[str], ks: list[int]) -> list[Configuration]:
+    """Every (method, k) of the grid: 2 + 5 x 3 = 17 for the paper's seven methods and three k."""
+    out = []
+    for name in methods:
+        if METHODS[name].uses_k:
+            out += [Configuration(name, k) for k in ks]
+        else:
+            out.append(Configuration(name))
+    return out
+
+
+def seed_list(config: dict) -> list[int]:
+    seeds = config["seeds"]
+    return list(range(seeds)) if isinstance(seeds, int) else list(seeds)
+
+
+def seed_packs(seeds: list[int], pack_size: int | None) -> list[list[int]]:
+    """Seeds split into packs that train together (pack_size None: one pack of all seeds)."""
+    size = len(seeds) if not pack_size else pack_size
+    return [seeds[i : i + size] for i in range(0, len(seeds), size)]
+
+
+def model_kind(config: dict, dataset: str) -> str:
+    return config["datasets"][dataset].get("model") or ("cnn" if config["datasets"][dataset]["source"] == "medmnist" else "mlp")
+
+
+def architecture(config: dict, dataset: str) -> Architecture:
+    kind = model_kind(config, dataset)
+    a = config["architecture"][kind]
+    if kind == "cnn":
+        return Architecture(kind="cnn", conv_channels=tuple(a["conv_channels"]), fc_width=a["fc_width"], fc_depth=a["fc_depth"],
+                            fc_dropout=a["dropout"])
+    return Architecture(kind="mlp", width=a["width"], depth=a["depth"], dropout=a["dropout"])
+
+
+def training_config(config: dict, dataset: str) -> TrainingConfig:
+    t = config["training"]
+    per_model = t[model_kind(config, dataset)]
+    return TrainingConfig(
+        batch_size=per_model["batch_size"],
+        max_epochs=per_model["max_epochs"],
+        patience=per_model["patience"],
+        weight_decay=per_model["weight_decay"],
+        codec_weight_decay=config["codec"]["weight_decay"],
+        grad_clip=t["grad_clip"],
+        schedule=t["schedule"],
+        warmup_fraction=t["warmup_fraction"],
+        eval_batch_size=t["eval_batch_size"],
+        log_every=t["log_every"],
+    )
+
+
+def method_settings(config: dict) -> MethodSettings:
+    return MethodSettings(
+        huber_delta=config["huber_delta"],
+        soft_binning_lambda_sigma=config["codec"]["soft_binning_lambda_sigma"],
+        alpha=config["codec"]["alpha"],
+        end_to_end_codec_init=config["end_to_end"]["codec_init"],
+    )
+
+
+def run_specs(config: dict, dataset: str, seeds: list[int], lr: float | None = None, **overrides) -> list[RunSpec]:
+    """One RunSpec per seed with the configured (or selected) learning rate and lambdas."""
+    e2e = config["end_to_end"]
+    lr = lr if lr is not None else config["training"][model_kind(config, dataset)]["lr"]
+    values = dict(lr=lr, lambda_kl=e2e["lambda_kl"], lambda_auto=e2e["lambda_auto"], lambda_pred=e2e["lambda_pred"])
+    values.update(overrides)
+    return [RunSpec(seed=s, **values) for s in seeds]
+
+
+def choose_device(requested: str, log=print) -> torch.device:
+    """``auto``: the first GPU this job may see (CUDA_VISIBLE_DEVICES, set by SLURM or the user),
+    else the CPU, said in the log. ``cpu``, ``cuda`` or ``cuda:N`` are taken as given."""
+    if requested == "auto":
+        if torch.cuda.is_available():
+            device = torch.device("cuda")
+            log(f"device: {torch.cuda.get_device_name(device)} (CUDA_VISIBLE_DEVICES={__import__('os').environ.get('CUDA_VISIBLE_DEVICES', 'unset')})")
+            return device
+        log("device: no GPU visible to this job, training on the CPU")
+        return torch.device("cpu")
+    device = torch.device(requested)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError(f"config key 'device' asks for {requested!r} but no GPU is visible to this job")
+    log(f"device: {device}")
+    return device

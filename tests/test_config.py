@@ -1,0 +1,51 @@
+"""Bad configuration stops the workflow before any job, with a message that names the key."""
+
+import pytest
+
+from workflow_helpers import copy_workflow, snakemake
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory):
+    return copy_workflow(tmp_path_factory.mktemp("config"), git=False)
+
+
+@pytest.mark.parametrize("override, key, words", [
+    ("methods=[least_squares,gradient_boosting]", "methods[1]", "'gradient_boosting' is not one of"),
+    ("k_values=[1,5]", "k_values[0]", "less than the minimum of 2"),
+    ("seeds=-3", "seeds", "-3"),
+    ("pack_size=0", "pack_size", "0"),
+    ("run_datasets=[no_such_dataset]", "run_datasets", "no_such_dataset"),
+    ("split={train: 0.7, val: 0.1, test: 0.1}", "split", "must be 1"),
+    ("training={mlp: {batch_size: 0}}", "training.mlp.batch_size", "less than the minimum of 1"),
+    ("device=tpu", "device", "does not match"),
+    ("figures={k: 7}", "figures.k", "not one of k_values"),
+    ("unknown_option=3", "config", "unknown_option"),
+])
+def test_bad_value_names_its_key(workdir, override, key, words):
+    proc = snakemake(workdir, "-n", "--configfile", "presets/tiny.yaml", "--config", override, check=False)
+    assert proc.returncode != 0
+    err = proc.stdout + proc.stderr
+    assert "Invalid configuration" in err, err
+    assert (f"config key '{key}'" if key != "config" else "Invalid configuration: config: ") in err, err
+    assert words in err, err
+
+
+def test_unknown_dataset_source_names_the_dataset(workdir):
+    (workdir / "bad.yaml").write_text("datasets:\n  mine: {source: ftp, id: 3}\nrun_datasets: [mine]\n")
+    proc = snakemake(workdir, "-n", "--configfile", "presets/tiny.yaml", "bad.yaml", check=False)
+    assert proc.returncode != 0
+    assert "config key 'datasets.mine.source': 'ftp' is not one of" in proc.stdout + proc.stderr
+
+
+def test_source_without_its_required_key(workdir):
+    (workdir / "bad2.yaml").write_text("datasets:\n  mine: {source: file, target: y}\nrun_datasets: [mine]\n")
+    proc = snakemake(workdir, "-n", "--configfile", "presets/tiny.yaml", "bad2.yaml", check=False)
+    assert proc.returncode != 0
+    err = proc.stdout + proc.stderr
+    assert "config key 'datasets.mine'" in err and "'path' is a required property" in err
+
+
+def test_nothing_is_written_on_a_bad_config(workdir):
+    snakemake(workdir, "-n", "--configfile", "presets/tiny.yaml", "--config", "seeds=-1", check=False)
+    assert not (workdir / "results").exists()

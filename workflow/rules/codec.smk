@@ -1,0 +1,19 @@
+# Stage 1 of section 3.3: pre-train the softmax encoder-decoder on the training targets (eq. 7).
+
+
+rule pretrain_codec:
+    input:
+        data=f"{RESULTS}/prepared/{{dataset}}.npz",
+    output:
+        codec=f"{RESULTS}/codecs/{{dataset}}/k{{k}}.npz",
+        report=f"{RESULTS}/codecs/{{dataset}}/k{{k}}.json",
+    params:
+        codec=config["codec"],
+        split_seed=config["split"]["seed"],
+    log:
+        f"{RESULTS}/logs/pretrain_codec/{{dataset}}/k{{k}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/pretrain_codec/{{dataset}}/k{{k}}.tsv"
+    threads: config["threads"]
+    script:
+        "../scripts/pretrain_codec.py"

@@ -1,0 +1,10 @@
+"""Rule aggregate: every run file -> one tidy parquet table (a row per run)."""
+
+from targetcodec.benchmark.jobs import job_log
+from targetcodec.benchmark.results import load_runs, write_parquet
+
+with job_log(snakemake.log[0]) as log:  # noqa: F821
+    frame = load_runs(snakemake.input)  # noqa: F821
+    write_parquet(frame, snakemake.output[0])  # noqa: F821
+    log(f"{len(frame)} runs, {frame['dataset'].nunique()} datasets, {frame['configuration'].nunique()} configurations, "
+        f"{int(frame['diverged'].sum())} diverged")
