@@ -10,9 +10,12 @@ from workflow_helpers import copy_workflow, snakemake
 
 pytestmark = pytest.mark.slow
 
-TABLES = ["table3_mae", "table4_rmse", "table5_r2"]
-FIGURES = ["figure3_mae_normalised", "figure4_top_mae_average", "figure5_rmse_r2_average", "figure6_rmse_normalised",
-           "figure7_r2_normalised"]
+TABLES = ["table3_mae", "table4_rmse", "table5_r2", "table6_lambda_kl"]
+FIGURES = ["figure2_encoders", "figure3_mae_normalised", "figure4_top_mae_average", "figure4_centre_k", "figure4_bottom_lambda_kl",
+           "figure5_rmse_r2_average", "figure6_rmse_normalised", "figure7_r2_normalised", "figure8_fixed_grid_encoder",
+           "figure9_learnt_encoder"]
+CONFIGURATIONS = 2 + 5 * 2  # least squares, Huber, and five methods at k = 3, 5
+K_SWEEP_EXTRA = 2  # soft binning and trained codec at k = 7
 
 
 @pytest.fixture(scope="module")
@@ -34,23 +37,67 @@ def test_every_table_and_figure_exists(tiny_run):
         assert pdf.startswith(b"%PDF") and len(pdf) > 5000
 
 
-def test_tables_have_every_configuration(tiny_run):
+@pytest.mark.parametrize("table", ["table3_mae", "table4_rmse", "table5_r2"])
+def test_tables_have_every_method_and_k(tiny_run, table):
     _, results = tiny_run
-    md = (results / "tables" / "table3_mae.md").read_text()
+    md = (results / "tables" / f"{table}.md").read_text()
     rows = [line for line in md.splitlines() if line.startswith("| ") and "Method" not in line]
-    assert len(rows) == 2 + 5 * 2  # least squares, Huber, and five methods at k = 3, 5
-    for label in ("Least Squares", "Huber Loss", "End to End k = 5", "Trained Encoder Classification k = 3"):
-        assert any(row.startswith(f"| {label}") for row in rows), label
-    csv = pd.read_csv(results / "tables" / "table3_mae.csv")
+    assert len(rows) == CONFIGURATIONS  # the k sweep's k = 7 is not a row of Tables 3-5
+    labels = [row.split("|")[1].strip() for row in rows]
+    assert labels.count("Least Squares") == labels.count("Huber Loss") == 1
+    for method in ("Least Squares w. Softmax", "Hard Binning Classification", "Soft Binning Classification",
+                   "Trained Encoder Classification", "End to End"):
+        for k in (3, 5):
+            assert sum(label.startswith(method) and label.endswith(f"k = {k}") for label in labels) == 1, (method, k)
+    csv = pd.read_csv(results / "tables" / f"{table}.csv")
     assert set(csv["code"]) == {"DB", "S2"} and (csv["seeds"] == 2).all()
+    assert "Wilcoxon" in md and "With 2 seeds no p-value can fall below 0.5" in md
+
+
+def test_table6_has_a_lambda_per_dataset_and_k(tiny_run):
+    _, results = tiny_run
+    best = pd.read_csv(results / "tables" / "table6_lambda_kl.csv")
+    assert len(best) == 2 * 2 and set(best["k"]) == {3, 5}
+    assert set(best["lambda_kl"]) <= {0.068, 1.0}
+    for row in best.itertuples():
+        selected = json.loads((results / "selected" / "lambda_kl" / row.dataset / f"end_to_end-k{row.k}.json").read_text())
+        assert selected["value"] == row.lambda_kl
 
 
 def test_metrics_parquet_has_a_row_per_run(tiny_run):
     _, results = tiny_run
     frame = pd.read_parquet(results / "metrics.parquet")
-    assert len(frame) == 2 * 12 * 2
+    assert len(frame) == 2 * (CONFIGURATIONS + K_SWEEP_EXTRA) * 2
     assert frame.groupby(["dataset", "configuration"]).size().eq(2).all()
     assert frame["test_mae"].notna().all()
+    assert set(frame.loc[frame["method"] == "soft_binning", "k"]) == {3, 5, 7}
+
+
+def test_reported_runs_use_the_selected_learning_rate(tiny_run):
+    _, results = tiny_run
+    frame = pd.read_parquet(results / "metrics.parquet")
+    chosen = set()
+    for row in frame.itertuples():
+        selected = json.loads((results / "selected" / "lr" / row.dataset / f"{row.configuration}.json").read_text())
+        assert row.lr == selected["value"]
+        chosen.add(selected["value"])
+        sweep = pd.read_parquet(results / "sweeps" / "lr" / row.dataset / f"{row.configuration}.parquet")
+        means = sweep.groupby("lr")["val_mae"].mean()
+        assert means.idxmin() == selected["value"]
+        assert set(sweep["seed"]) == {1000, 1001} and set(sweep["lr"]) == {3e-3, 1e-2}
+    # the end-to-end lambda sweep ran at the selected learning rate
+    lam = pd.read_parquet(results / "sweeps" / "lambda_kl" / "diabetes" / "end_to_end-k3.parquet")
+    lr = json.loads((results / "selected" / "lr" / "diabetes" / "end_to_end-k3.json").read_text())["value"]
+    assert (lam["lr"] == lr).all() and set(lam["lambda_kl"]) == {0.068, 1.0}
+
+
+def test_report_contains_every_table_and_figure(tiny_run):
+    workdir, _ = tiny_run
+    snakemake(workdir, "--configfile", "presets/tiny.yaml", "--report", "report.html")
+    html = (workdir / "report.html").read_text()
+    for name in FIGURES + ["table3_mae", "table4_rmse", "table5_r2", "table6_lambda_kl"]:
+        assert f'"{name}' in html or f"{name}." in html, name
+    assert "Figure 4 (bottom): impact of" in html and "over 2 seeds" in html
 
 
 def test_run_files_carry_provenance(tiny_run):
@@ -72,8 +119,9 @@ def test_every_job_has_a_log_and_a_benchmark(tiny_run):
     _, results = tiny_run
     logs = list((results / "logs").rglob("*.log"))
     benchmarks = list((results / "benchmarks").rglob("*.tsv"))
-    # 2 prepare, 4 pretrain_codec (trained_codec at k = 3, 5), 24 train, aggregate, tables, figures
-    assert len(logs) == len(benchmarks) == 2 + 4 + 24 + 3
+    # per dataset: prepare, 3 pretrain_codec (trained codec at k = 3, 5, 7), 14 train, 14 lr sweeps, 2 lambda sweeps;
+    # then aggregate, aggregate_sweeps, tables, table6, figures, figure4_centre, figure4_bottom, encoder_figures
+    assert len(logs) == len(benchmarks) == 2 * (1 + 3 + 14 + 14 + 2) + 8
     train_log = (results / "logs" / "train" / "diabetes" / "least_squares" / "seeds0-1.log").read_text()
     assert "epoch 1/4" in train_log and "test MAE" in train_log
 
@@ -82,6 +130,31 @@ def test_second_run_has_nothing_to_do(tiny_run):
     workdir, _ = tiny_run
     proc = snakemake(workdir, "-n", "--configfile", "presets/tiny.yaml")
     assert "Nothing to be done" in proc.stdout + proc.stderr
+
+
+def planned_jobs(proc) -> dict[str, int]:
+    """The "Job stats" table of a dry run: {rule: count}."""
+    out = proc.stdout + proc.stderr
+    table = out[out.index("Job stats:"):].splitlines()[3:]
+    jobs = {}
+    for line in table:
+        parts = line.split()
+        if len(parts) != 2 or parts[0] == "total":
+            break
+        jobs[parts[0]] = int(parts[1])
+    return jobs
+
+
+def test_changing_the_sweep_grid_reruns_sweeps_runs_and_reports_only(tiny_run):
+    workdir, _ = tiny_run
+    proc = snakemake(workdir, "-n", "--configfile", "presets/tiny.yaml", "--config", "sweeps={lr: {grid: [0.001, 0.01]}}")
+    jobs = planned_jobs(proc)
+    assert jobs["sweep"] == 2 * (14 + 2)  # every learning-rate sweep, and the lambda sweeps that use its choice
+    assert jobs["train"] == 2 * 14
+    for rule in ("aggregate", "aggregate_sweeps", "tables", "table6", "figures", "figure4_centre", "figure4_bottom"):
+        assert jobs[rule] == 1, rule
+    for rule in ("prepare", "pretrain_codec", "encoder_figures"):
+        assert rule not in jobs, rule
 
 
 def test_one_job_per_seed_gives_the_same_runs(tiny_run, tmp_path):

@@ -95,3 +95,31 @@ def figure_averaged(frame: pd.DataFrame, metrics: list[str], k: int, stem: str, 
             label.set_horizontalalignment("right")
     fig.suptitle(f"{title} (k = {k}, {frame['dataset'].nunique()} datasets, {frame['seed'].nunique()} seeds, ±2σ)")
     return save(fig, stem)
+
+
+def figure_k(frame: pd.DataFrame, methods: list[str], stem: str):
+    """Figure 4 (centre): test MAE against k for classification on the codec of section 3.2 (soft
+    binning) and the pre-trained codec, averaged over datasets, ±2σ over seeds."""
+    data = frame[frame["method"].isin(methods)].copy()
+    data = data.groupby(["method", "k", "seed"])["test_mae"].mean().reset_index()
+    data["Method"] = data["method"].map(SHORT)
+    fig, ax = plt.subplots(figsize=(6, 4))
+    sns.lineplot(data=data, x="k", y="test_mae", hue="Method", marker="o", errorbar=("sd", 2), ax=ax, palette="colorblind")
+    ax.set_xlabel("k (number of classes)")
+    ax.set_ylabel("test MAE, mean over datasets")
+    ax.set_title(f"Figure 4 (centre): impact of k ({frame['dataset'].nunique()} datasets, {frame['seed'].nunique()} seeds, ±2σ)")
+    return save(fig, stem)
+
+
+def figure_lambda_kl(sweeps: pd.DataFrame, dataset: str, code: str, stem: str):
+    """Figure 4 (bottom): test MAE of end to end against lambda_KL (lambda_pred = 1) on one dataset,
+    one line per k, ±2σ over the sweep seeds."""
+    data = sweeps[(sweeps["param"] == "lambda_kl") & (sweeps["dataset"] == dataset)].copy()
+    data["k"] = data["k"].astype(int).map(lambda k: f"k = {k}")
+    fig, ax = plt.subplots(figsize=(6, 4))
+    sns.lineplot(data=data, x="lambda_kl", y="test_mae", hue="k", marker="o", errorbar=("sd", 2), ax=ax, palette="colorblind")
+    ax.set_xscale("log")
+    ax.set_xlabel(r"$\lambda_{KL}$ ($\lambda_{pred} = 1$)")
+    ax.set_ylabel("test MAE")
+    ax.set_title(f"Figure 4 (bottom): end to end on {code}, {data['seed'].nunique()} sweep seeds, ±2σ")
+    return save(fig, stem)

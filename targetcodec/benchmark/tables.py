@@ -82,3 +82,53 @@ def write_table(frame: pd.DataFrame, metric: str, stem: str, codes: dict[str, st
     body = tex.to_latex(escape=False, column_format="l" + "c" * len(tex.columns))
     atomic_write_text(f"{stem}.tex", f"% {caption}\n{body}")
     return summary
+
+
+def significance_note(frame: pd.DataFrame, alpha: float, reference: str) -> str:
+    from .selection import smallest_p_value
+
+    seeds = int(frame.groupby(["configuration", "dataset"])["seed"].nunique().min())
+    note = (f"(+)/(-): significantly better/worse than {METHODS[reference].label} on the same dataset and seeds "
+            f"(two-sided Wilcoxon signed-rank test, p < {alpha:g}).")
+    if smallest_p_value(seeds) >= alpha:
+        note += f" With {seeds} seeds no p-value can fall below {smallest_p_value(seeds):.3g}, so no cell can be marked."
+    return note
+
+
+def write_metric_tables(frame: pd.DataFrame, folder, codes: dict[str, str], datasets: list[str] | None, alpha: float,
+                        reference: str) -> None:
+    """Tables 3 (MAE), 4 (rMSE) and 5 (R^2), each cell marked by the paired test against ``reference``."""
+    from .selection import significance_markers
+
+    note = significance_note(frame, alpha, reference)
+    for stem, metric in (("table3_mae", "mae"), ("table4_rmse", "rmse"), ("table5_r2", "r2")):
+        markers = significance_markers(frame, metric, alpha, higher_is_better=(metric == "r2"), reference=reference)
+        write_table(frame, metric, f"{folder}/{stem}", codes, datasets, markers=markers, note=note)
+
+
+def write_lambda_table(sweeps: pd.DataFrame, stem: str, codes: dict[str, str], datasets: list[str] | None = None) -> pd.DataFrame:
+    """Table 6: the lambda_KL with the lowest mean validation MAE, per dataset (columns) and k (rows),
+    for end to end with lambda_pred = 1."""
+    from .selection import select_best
+
+    data = sweeps[sweeps["param"] == "lambda_kl"]
+    rows = []
+    for (dataset, k), group in data.groupby(["dataset", "k"]):
+        chosen = select_best(group, "lambda_kl")
+        rows.append({"dataset": dataset, "code": codes.get(dataset, dataset), "k": int(k), "lambda_kl": chosen["value"],
+                     "mean_val_mae": chosen["mean_val_mae"][repr(chosen["value"])], "seeds": len(chosen["seeds"])})
+    best = pd.DataFrame(rows)
+    cols = dataset_order(data, datasets)
+    grid = best.pivot(index="k", columns="dataset", values="lambda_kl").reindex(columns=cols)
+    grid.columns = [codes.get(d, d) for d in cols]
+    grid.index = [f"k = {k}" for k in grid.index]
+    grid.index.name = ""
+    seeds = int(best["seeds"].min()) if len(best) else 0
+    lr_note = "at the selected learning rate" if "lr" in data.columns else ""
+    caption = (f"Table 6: lambda_KL with the lowest mean validation MAE over {seeds} sweep seeds, end to end with "
+               f"lambda_pred = 1 {lr_note}; grid {sorted(data['lambda_kl'].unique().round(4).tolist())}.")
+    atomic_write_text(f"{stem}.md", f"{caption}\n\n{grid.map(lambda v: f'{v:.3f}').to_markdown()}\n")
+    atomic_write_text(f"{stem}.csv", best.to_csv(index=False))
+    tex = grid.map(lambda v: f"${v:.3f}$").to_latex(escape=False, column_format="l" + "c" * len(grid.columns))
+    atomic_write_text(f"{stem}.tex", f"% {caption}\n{tex}")
+    return best

@@ -1,46 +1,74 @@
-"""One training job of the workflow: a pack of seeds of one (dataset, configuration)."""
+"""Training jobs of the workflow: a pack of final seeds of one (dataset, configuration), or a sweep
+pack (sweep seeds x grid values of one hyper-parameter) that also selects the best value."""
 
 from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import json
 import time
 from pathlib import Path
 
+import pandas as pd
+
 from ..codec import Codec
+from ..io import atomic_write_json
 from ..methods import METHODS
 from ..pack import SplitData, codec_for_method, train_pack
-from .results import provenance, run_record, write_run
+from .results import provenance, run_record, write_parquet, write_run
+from .selection import select_best
 from .settings import Configuration, architecture, choose_device, method_settings, run_specs, training_config
 
+SWEPT = ("lr", "lambda_kl", "lambda_auto")
 
-def train_configuration(config: dict, dataset: str, label: str, seeds: list[int], data_path, codec_path, outputs: list[str],
-                        checkpoint=None, log=print, lr: float | None = None, overrides: dict | None = None,
-                        workflow_dir=".") -> None:
-    """Train ``seeds`` of configuration ``label`` on ``dataset`` as one pack; write ``outputs`` (one per seed, same order)."""
+
+def read_selected(paths) -> dict[str, float]:
+    """Values chosen by earlier sweeps: {param: value} from selected/<param>/... files."""
+    chosen = {}
+    for path in paths or []:
+        with open(path) as f:
+            record = json.load(f)
+        chosen[record["param"]] = record["value"]
+    return chosen
+
+
+def _job(config, dataset, label, data_path, codec_path, log):
     configuration = Configuration.parse(label)
     method = METHODS[configuration.method]
-    if len(outputs) != len(seeds):
-        raise ValueError(f"{len(outputs)} output files for {len(seeds)} seeds")
     data = SplitData.load(data_path)
     settings = method_settings(config)
     pretrained = Codec.load(codec_path) if codec_path else None
     codec = codec_for_method(method, data.y_train, configuration.k, settings, pretrained,
                              init_lambda_sigma=config["codec"]["init_lambda_sigma"], seed=config["split"]["seed"])
     device = choose_device(config["device"], log)
-    runs = run_specs(config, dataset, seeds, lr=lr, **(overrides or {}))
-    arch, training = architecture(config, dataset), training_config(config, dataset)
+    return configuration, method, data, settings, codec, device, architecture(config, dataset), training_config(config, dataset)
+
+
+def _recorded_settings(config, arch, training, settings) -> dict:
+    return {"architecture": dataclasses.asdict(arch), "training": dataclasses.asdict(training), "method": dataclasses.asdict(settings),
+            "codec": config["codec"], "split": config["split"], "device_requested": config["device"]}
+
+
+def train_configuration(config: dict, dataset: str, label: str, seeds: list[int], data_path, codec_path, outputs: list[str],
+                        checkpoint=None, log=print, selected_paths=(), workflow_dir=".") -> None:
+    """Train ``seeds`` of configuration ``label`` on ``dataset`` as one pack; write ``outputs`` (one
+    per seed, same order). Hyper-parameters chosen by sweeps (``selected_paths``) override config.yaml."""
+    if len(outputs) != len(seeds):
+        raise ValueError(f"{len(outputs)} output files for {len(seeds)} seeds")
+    configuration, method, data, settings, codec, device, arch, training = _job(config, dataset, label, data_path, codec_path, log)
+    chosen = read_selected(selected_paths)
+    if chosen:
+        log(f"hyper-parameters selected by sweeps: {chosen}")
+    runs = run_specs(config, dataset, seeds, **chosen)
     log(f"{dataset} / {label}: {len(runs)} runs in one pack (seeds {seeds}), {len(data.y_train)} training rows, "
-        f"{arch.kind.upper()}, up to {training.max_epochs} epochs, patience {training.patience}")
+        f"{arch.kind.upper()}, up to {training.max_epochs} epochs, patience {training.patience}, lr {runs[0].lr:g}")
     started = dt.datetime.now(dt.timezone.utc)
     t0 = time.perf_counter()
     results = train_pack(data, method, runs, k=configuration.k, codec=codec, architecture=arch, training=training,
                          settings=settings, device=device, log=log, checkpoint=checkpoint)
     wall = time.perf_counter() - t0
     prov = provenance(device, wall, list(seeds), started, workflow_dir)
-    recorded = {"architecture": dataclasses.asdict(arch), "training": dataclasses.asdict(training),
-                "method": dataclasses.asdict(settings), "codec": config["codec"], "split": config["split"],
-                "device_requested": config["device"]}
+    recorded = _recorded_settings(config, arch, training, settings)
     code = config["datasets"][dataset].get("code", dataset)
     for result, path in zip(results, outputs):
         if Path(path).name != f"seed{result.spec.seed}.json":
@@ -49,3 +77,34 @@ def train_configuration(config: dict, dataset: str, label: str, seeds: list[int]
         log(f"seed {result.spec.seed}: test MAE {result.metrics['test_mae']:.5g}, R2 {result.metrics['test_r2']:.4g}, "
             f"{result.epochs_trained} epochs (best {result.best_epoch})")
     log(f"done in {wall:.1f} s")
+
+
+def sweep_configuration(config: dict, dataset: str, label: str, param: str, grid: list[float], seeds: list[int], data_path,
+                        codec_path, out_runs, out_selected, log=print, selected_paths=(), checkpoint=None) -> dict:
+    """Train every (seed, grid value) of one sweep as one pack, write a row per run to ``out_runs``
+    (parquet) and the value with the lowest mean validation MAE to ``out_selected`` (JSON)."""
+    if param not in SWEPT:
+        raise ValueError(f"cannot sweep {param!r}; sweepable: {', '.join(SWEPT)}")
+    configuration, method, data, settings, codec, device, arch, training = _job(config, dataset, label, data_path, codec_path, log)
+    chosen = read_selected(selected_paths)
+    chosen.pop(param, None)
+    runs = [spec for value in grid for spec in run_specs(config, dataset, seeds, **(chosen | {param: float(value)}))]
+    log(f"sweep of {param} for {dataset} / {label}: {len(grid)} values x {len(seeds)} seeds = {len(runs)} runs in one pack"
+        + (f", with {chosen}" if chosen else ""))
+    t0 = time.perf_counter()
+    results = train_pack(data, method, runs, k=configuration.k, codec=codec, architecture=arch, training=training,
+                         settings=settings, device=device, log=log, checkpoint=checkpoint)
+    wall = time.perf_counter() - t0
+    rows = []
+    for r in results:
+        rows.append({"dataset": dataset, "code": config["datasets"][dataset].get("code", dataset), "method": configuration.method,
+                     "k": configuration.k, "configuration": label, "param": param, "seed": r.spec.seed,
+                     **dataclasses.asdict(r.spec), "epochs_trained": r.epochs_trained, "best_epoch": r.best_epoch,
+                     "diverged": r.diverged, **r.metrics, "wall_seconds": wall, "pack_size": len(runs)})
+    frame = pd.DataFrame(rows)
+    frame["k"] = frame["k"].astype("Int64")
+    write_parquet(frame, out_runs)
+    selection = select_best(frame, param) | {"dataset": dataset, "configuration": label, "grid": [float(v) for v in grid]}
+    atomic_write_json(out_selected, selection)
+    log(f"selected {param} = {selection['value']:g} (mean validation MAE per value: {selection['mean_val_mae']}), {wall:.1f} s")
+    return selection

@@ -3,21 +3,6 @@
 # file names independent of how seeds are packed.
 
 
-def training_settings(wildcards):
-    """Everything a run's numbers depend on, so that changing it reruns the run."""
-    from targetcodec.benchmark.settings import model_kind
-
-    kind = model_kind(config, wildcards.dataset)
-    return {
-        "architecture": config["architecture"][kind],
-        "training": {key: value for key, value in config["training"].items() if key not in ("mlp", "cnn", "log_every")}
-        | config["training"][kind],
-        "codec": config["codec"],
-        "end_to_end": config["end_to_end"],
-        "huber_delta": config["huber_delta"],
-    }
-
-
 for pack in PACKS:
     pack_name = f"seeds{pack[0]}-{pack[-1]}" if len(pack) > 1 else f"seed{pack[0]}"
 
@@ -27,6 +12,7 @@ for pack in PACKS:
         input:
             data=f"{RESULTS}/prepared/{{dataset}}.npz",
             codec=codec_input,
+            selected=final_selected_inputs,
         output:
             [f"{RESULTS}/runs/{{dataset}}/{{config}}/seed{seed}.json" for seed in pack],
         params:

@@ -9,6 +9,7 @@ from targetcodec.benchmark.jobs import job_log
 
 with job_log(snakemake.log[0]) as log:  # noqa: F821
     frame = pd.read_parquet(snakemake.input[0])  # noqa: F821
+    frame = frame[frame["configuration"].isin(snakemake.params.configurations)]  # noqa: F821
     folder = Path(snakemake.output[0]).parent  # noqa: F821
     codes, k = snakemake.params.codes, snakemake.params.k  # noqa: F821
     figure_normalised(frame, "mae", k, folder / "figure3_mae_normalised", codes, 3)

@@ -13,6 +13,7 @@ with job_log(snakemake.log[0]) as log:  # noqa: F821
         data_path=snakemake.input.data,  # noqa: F821
         codec_path=snakemake.input.codec or None,  # noqa: F821
         outputs=list(snakemake.output),  # noqa: F821
+        selected_paths=list(snakemake.input.selected),  # noqa: F821
         checkpoint=snakemake.params.checkpoint,  # noqa: F821
         workflow_dir=snakemake.params.workflow_dir,  # noqa: F821
         log=log,

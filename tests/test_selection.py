@@ -1,0 +1,61 @@
+"""Sweep selection and the paired test, on cases whose answers are known."""
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from targetcodec.benchmark.selection import paired_test, select_best, significance_markers, smallest_p_value
+
+
+def test_select_best_picks_lowest_mean_validation_mae():
+    runs = pd.DataFrame({
+        "lr": [1e-4, 1e-4, 1e-3, 1e-3, 1e-2, 1e-2],
+        "seed": [1000, 1001] * 3,
+        # 1e-3 has the lowest mean (0.15) although 1e-2 has the single best run (0.05)
+        "val_mae": [0.30, 0.32, 0.10, 0.20, 0.05, 0.40],
+    })
+    chosen = select_best(runs, "lr")
+    assert chosen["value"] == 1e-3
+    assert chosen["mean_val_mae"][repr(1e-3)] == pytest.approx(0.15)
+    assert chosen["seeds"] == [1000, 1001]
+
+
+def test_a_diverged_run_disqualifies_its_value():
+    runs = pd.DataFrame({"lr": [1e-3, 1e-3, 1e-1, 1e-1], "seed": [0, 1, 0, 1], "val_mae": [0.2, 0.2, 0.01, math.nan]})
+    assert select_best(runs, "lr")["value"] == 1e-3
+
+
+def test_wilcoxon_textbook_all_positive():
+    # ten positive differences: W- = 0, exact two-sided p = 2 / 2^10
+    a = np.arange(1, 11, dtype=float) + 100
+    result = paired_test(a, np.full(10, 100.0))
+    assert result["statistic"] == 0
+    assert result["p_value"] == pytest.approx(2 / 1024)
+    assert smallest_p_value(10) == pytest.approx(2 / 1024)
+
+
+def test_wilcoxon_textbook_mixed_signs():
+    # differences -1, 2, 3, -4, 5: ranks 1..5, W+ = 10, W- = 5, statistic min = 5.
+    # Subsets of {1..5} with rank sum <= 5: 10 of 32, so the two-sided p = 2 * 10/32 = 0.625.
+    result = paired_test(np.array([-1.0, 2, 3, -4, 5]), np.zeros(5))
+    assert result["statistic"] == 5
+    assert result["p_value"] == pytest.approx(0.625)
+
+
+def test_markers_say_better_or_worse():
+    seeds = list(range(8))
+    rows = []
+    for s in seeds:
+        rows += [
+            {"configuration": "least_squares", "method": "least_squares", "dataset": "d", "seed": s, "test_mae": 0.5 + 0.01 * s},
+            {"configuration": "end_to_end-k5", "method": "end_to_end", "dataset": "d", "seed": s, "test_mae": 0.4 + 0.01 * s},
+            {"configuration": "hard_binning-k5", "method": "hard_binning", "dataset": "d", "seed": s, "test_mae": 0.6 + 0.011 * s},
+            {"configuration": "huber", "method": "huber", "dataset": "d", "seed": s, "test_mae": 0.5 + 0.01 * s + (-1) ** s * 1e-3},
+        ]
+    markers = significance_markers(pd.DataFrame(rows), "mae", 0.05, higher_is_better=False)
+    assert markers == {("end_to_end-k5", "d"): " (+)", ("hard_binning-k5", "d"): " (-)"}
+    # for R^2, higher is better: the same numbers flip the verdicts
+    r2 = pd.DataFrame(rows).rename(columns={"test_mae": "test_r2"})
+    assert significance_markers(r2, "r2", 0.05, higher_is_better=True)[("end_to_end-k5", "d")] == " (-)"

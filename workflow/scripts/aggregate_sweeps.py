@@ -1,0 +1,11 @@
+"""Rule aggregate_sweeps: every sweep table -> one parquet (a row per sweep run)."""
+
+import pandas as pd
+
+from targetcodec.benchmark.jobs import job_log
+from targetcodec.benchmark.results import write_parquet
+
+with job_log(snakemake.log[0]) as log:  # noqa: F821
+    frame = pd.concat([pd.read_parquet(path) for path in snakemake.input], ignore_index=True)  # noqa: F821
+    write_parquet(frame, snakemake.output[0])  # noqa: F821
+    log(f"{len(frame)} sweep runs: " + ", ".join(f"{p} {n}" for p, n in frame.groupby("param").size().items()))
