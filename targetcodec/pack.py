@@ -120,6 +120,13 @@ class _Progress:
         self.log(f"epoch {epoch}/{self.max_epochs}: {int(active.sum())}/{self.runs} runs active, {best_txt}, "
                  f"{time.perf_counter() - self.start:.1f} s")
 
+    def finish(self, epochs: int, best: torch.Tensor, diverged: int):
+        if self.log is not None:
+            finite = best[torch.isfinite(best)]
+            summary = f"best val MAE median {finite.median():.5g}" if len(finite) else "no finite val MAE"
+            self.log(f"training finished after {epochs} epochs ({self.runs} runs, {diverged} diverged): {summary}, "
+                     f"{time.perf_counter() - self.start:.1f} s")
+
 
 def train_pack(
     data: SplitData,
@@ -238,7 +245,7 @@ def train_pack(
         best_epoch[improved.cpu()] = epoch
         patience_over = (stopped_at == 0) & (epoch - best_epoch >= training.patience)
         stopped_at[patience_over] = epoch
-        progress.epoch(epoch, stopped_at == 0, best_mae, force=bool(patience_over.any()) and log is not None and R > 1)
+        progress.epoch(epoch, stopped_at == 0, best_mae, force=bool(patience_over.any()))
 
         if checkpoint is not None and (epoch % checkpoint_every == 0 or epoch == stop_after_epoch):
             _save_checkpoint(checkpoint, params, best_params, optimiser, best_mae, best_epoch, stopped_at, history, epoch,
@@ -249,7 +256,7 @@ def train_pack(
 
     final_epoch = len(history)
     stopped_at[stopped_at == 0] = final_epoch
-    progress.epoch(final_epoch, torch.zeros(R, dtype=torch.bool), best_mae, force=True)
+    progress.finish(final_epoch, best_mae, int((best_epoch == 0).sum()))
     with torch.no_grad():
         for p, b in zip(params, best_params):
             p.copy_(b)

@@ -1,0 +1,23 @@
+"""config.yaml plans the paper's grid."""
+
+import re
+
+import pytest
+
+from workflow_helpers import copy_workflow, snakemake
+
+pytestmark = pytest.mark.slow
+
+
+def test_dry_run_plans_the_papers_grid(tmp_path):
+    workdir = copy_workflow(tmp_path, git=False)
+    proc = snakemake(workdir, "-n", "--config", "sweeps={k: {enabled: false}}")
+    runs = set(re.findall(r"results/runs/(\w+)/([a-z_]+(?:-k\d+)?)/seed(\d+)\.json", proc.stdout))
+    datasets = {d for d, _, _ in runs}
+    configurations = {c for _, c, _ in runs}
+    seeds = {int(s) for _, _, s in runs}
+    assert datasets == {"wine_quality", "ailerons", "bike_sharing", "superconductivity", "elevators", "cpu_act", "diamonds", "retinamnist"}
+    assert len(configurations) == 17 and seeds == set(range(10))
+    assert len(runs) == 8 * 17 * 10
+    # and one training job per (dataset, configuration): the ten seeds form one pack
+    assert re.search(r"^train\s+136$", proc.stdout, re.MULTILINE)
