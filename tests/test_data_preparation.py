@@ -1,6 +1,7 @@
 """Preparation of real and bad data: the paper's shapes from ../shared/data, the raw-data cache's
 checks, and a clear error (with nothing written) for each kind of bad data."""
 
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -9,7 +10,8 @@ import pytest
 import yaml
 
 from data_helpers import fill_openml_cache, leftovers, no_network  # noqa: F401
-from targetcodec.benchmark.cache import CorruptedCacheFile, digest_of, sidecar_of, write_table
+from targetcodec.benchmark.cache import CorruptedCacheFile, digest_of, sidecar_of
+from targetcodec.benchmark.table_sources import write_table
 from targetcodec.benchmark.download import ensure_cached
 from targetcodec.benchmark.network import DownloadPolicy
 from targetcodec.benchmark.prepare import prepare_dataset
@@ -43,6 +45,7 @@ SHARED = {  # key: (rows train/val/test, features); CA's 820 test rows are 8,192
 }
 
 
+@pytest.mark.shared_data
 @pytest.mark.parametrize("key", list(SHARED))
 def test_shared_data_as_the_data_cache_gives_the_papers_shapes(key, shared_data, tmp_path):
     result = run_prepare(tmp_path, key, CONFIG["datasets"][key], shared_data)
@@ -58,11 +61,14 @@ def test_shared_data_as_the_data_cache_gives_the_papers_shapes(key, shared_data,
     assert 0 <= result.data.y_train.min() and result.data.y_train.max() == 1
 
 
+@pytest.mark.shared_data
 def test_nothing_is_written_into_a_data_cache_of_files_placed_by_hand(shared_data, tmp_path):
-    before = sorted(p.name for p in shared_data.iterdir())
-    checks = ensure_cached("cpu_act", CONFIG["datasets"]["cpu_act"], shared_data, **QUIET)
+    cache = tmp_path / "copy"  # a copy: a regression must not write into ../shared/data
+    cache.mkdir()
+    shutil.copy(shared_data / "cpu_act.csv", cache / "cpu_act.csv")
+    checks = ensure_cached("cpu_act", CONFIG["datasets"]["cpu_act"], cache, **QUIET)
     assert checks[0].state == "unrecorded" and checks[0].sha256 == digest_of(shared_data / "cpu_act.csv")
-    assert sorted(p.name for p in shared_data.iterdir()) == before
+    assert [p.name for p in cache.iterdir()] == ["cpu_act.csv"]
 
 
 # --- bad data: a clear error, or a documented handling, and nothing half-written ------------------
@@ -118,7 +124,7 @@ def test_a_corrupted_download_is_reported_with_its_path_and_what_to_do(tmp_path)
     with pytest.raises(CorruptedCacheFile) as error:
         run_prepare(tmp_path, "mine", UCI, cache)
     message = str(error.value)
-    assert f"cached file {path} is corrupted or truncated" in message and "snakemake download" in message
+    assert f"cached file {path} is corrupted or truncated" in message and "snakemake --cores 1 download" in message
     assert f"the record {sidecar_of(path)} says" in message
     assert_nothing_written(tmp_path)
 

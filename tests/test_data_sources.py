@@ -32,6 +32,7 @@ def prepared(tmp_path, key, spec, cache):
 # --- openml -------------------------------------------------------------------------------------
 
 
+@pytest.mark.shared_data
 def test_openml_source_on_a_prefilled_cache_without_network(shared_data, tmp_path, no_network):  # noqa: F811
     table = pd.read_csv(shared_data / "ailerons.csv")
     cache = tmp_path / "cache"
@@ -54,7 +55,7 @@ def test_openml_download_that_fails_names_dataset_source_and_id(tmp_path, no_net
         ensure_cached("ailerons", AILERONS, cache, DownloadPolicy(2, 0.01, 10), log=lines.append)
     message = str(error.value)
     assert "dataset 'ailerons': OpenML id 44137 (https://www.openml.org/d/44137)" in message
-    assert "failed after 2 attempt(s)" in message and "snakemake download" in message and "ailerons.csv" in message
+    assert "failed after 2 attempt(s)" in message and "snakemake --cores 1 download" in message and "ailerons.csv" in message
     assert any("attempt 1/2 failed" in line for line in lines)
     assert not (cache / "ailerons.parquet").exists() and not leftovers(cache)
 
@@ -95,6 +96,7 @@ def _train_rows(n):
 # --- uci ----------------------------------------------------------------------------------------
 
 
+@pytest.mark.shared_data
 def test_uci_source_with_the_real_client_on_a_local_server(shared_data, tmp_path, data_host):  # noqa: F811
     table = pd.read_csv(shared_data / "wine_quality.csv")
     data_host.uci[186] = (table, uci_variables(table, "quality", other=["color"]))
@@ -153,6 +155,7 @@ def test_download_that_hangs_times_out(tmp_path, data_host):  # noqa: F811
 # --- medmnist -----------------------------------------------------------------------------------
 
 
+@pytest.mark.shared_data
 def test_medmnist_source_with_the_real_reader(shared_data, tmp_path):
     cache = tmp_path / "cache"
     cache.mkdir()
@@ -171,6 +174,7 @@ def test_medmnist_source_with_the_real_reader(shared_data, tmp_path):
     np.testing.assert_array_equal(other.images["test"], raw.images["test"])
 
 
+@pytest.mark.shared_data
 def test_medmnist_download_checks_the_md5_and_leaves_no_partial_file(shared_data, tmp_path, data_host, monkeypatch):  # noqa: F811
     from medmnist.info import INFO
 

@@ -1,8 +1,7 @@
 """The raw-data cache (config key ``data_cache``): file names, recorded checksums, verification.
 
-Every dataset of a network source is one file named after its key in config.yaml: ``<key>.csv``
-or ``<key>.parquet`` for tables (a CSV placed there by hand is taken first), ``<key>.npz`` for
-MedMNIST images. Downloads write ``<file>.sha256`` next to the file (``sha256sum`` format, so
+Every dataset of a network source is one file named after its key in config.yaml (its source
+says which: table_sources.py, medmnist_source.py). Downloads write ``<file>.sha256`` next to the file (``sha256sum`` format, so
 ``sha256sum -c`` works too). A file is checked against every checksum recorded for it: that
 sidecar, the config key ``datasets.<key>.sha256`` and the publisher's own checksum (MedMNIST's
 MD5). A file placed by hand with none of them is taken as it is, and its sha256 is reported
@@ -17,12 +16,10 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-import pandas as pd
-
 from ..io import atomic_path
 from .rawdata import DataSourceError
 
-TABLE_SUFFIXES = (".csv", ".parquet")  # in order of preference when both exist
+STAGE_COMMAND = "snakemake --cores 1 download"  # what fills the cache, for error messages
 SIDECAR_SUFFIX = ".sha256"
 
 
@@ -54,37 +51,6 @@ def read_sidecar(path: Path) -> str | None:
 def write_sidecar(path: Path, sha256: str) -> None:
     with atomic_path(sidecar_of(path)) as tmp:
         tmp.write_text(f"{sha256}  {path.name}\n")
-
-
-def table_cache_file(key: str, cache_dir: Path) -> Path:
-    """``<key>.csv`` if present (e.g. placed by hand), else ``<key>.parquet`` (what a download writes)."""
-    for suffix in TABLE_SUFFIXES:
-        candidate = cache_dir / f"{key}{suffix}"
-        if candidate.exists():
-            return candidate
-    return cache_dir / f"{key}.parquet"
-
-
-def read_table(path: Path, separator: str = ",") -> pd.DataFrame:
-    if path.suffix == ".parquet":
-        return pd.read_parquet(path)
-    return pd.read_csv(path, sep=separator)
-
-
-def write_table(table: pd.DataFrame, path: Path) -> str:
-    """Write ``table`` to ``path`` (CSV or parquet by its suffix) atomically; return its sha256.
-
-    Parquet keeps the column types, so a categorical column stays categorical (and is dropped as
-    such by preparation) even when its categories look like numbers.
-    """
-
-    def write(tmp: Path) -> None:
-        if path.suffix == ".parquet":
-            table.to_parquet(tmp, index=False)
-        else:
-            table.to_csv(tmp, index=False)
-
-    return place_file(path, write)
 
 
 def place_file(path: Path, write) -> str:
@@ -155,11 +121,11 @@ def check_file(path: Path, key: str, spec: dict, official: tuple[str, str] | Non
 
 def corrupted_error(key: str, check: FileCheck) -> CorruptedCacheFile:
     if sidecar_of(check.path).exists():  # a download of ours: `snakemake download` replaces it
-        what_to_do = (f"Run `snakemake download` on a machine with network to fetch it again (it replaces "
+        what_to_do = (f"Run `{STAGE_COMMAND}` on a machine with network to fetch it again (it replaces "
                       f"corrupted downloads), or delete it and its {SIDECAR_SUFFIX} record and put a good copy there")
     else:  # placed by hand: never overwritten
         what_to_do = (f"It was placed by hand, so the workflow leaves it alone: replace it with a good copy, or "
-                      f"delete it to have `snakemake download` fetch it")
+                      f"delete it to have `{STAGE_COMMAND}` fetch it")
     return CorruptedCacheFile(
         f"dataset {key!r}: cached file {check.path} is corrupted or truncated: {check.mismatch}. {what_to_do}. "
         f"If the file changed on purpose, update config key 'datasets.{key}.sha256' (or delete its {SIDECAR_SUFFIX} record).")
@@ -176,7 +142,7 @@ def verified_files(key: str, spec: dict, paths: list[Path], official: tuple[str,
             continue
         if check.state == "missing":
             raise DataSourceError(
-                f"dataset {key!r}: {path} does not exist. Run `snakemake download` on a machine with network "
+                f"dataset {key!r}: {path} does not exist. Run `{STAGE_COMMAND}` on a machine with network "
                 f"(source {spec.get('source')!r}), or put the file there by hand (config key 'data_cache').")
         if check.state == "corrupted":
             raise corrupted_error(key, check)
@@ -184,10 +150,10 @@ def verified_files(key: str, spec: dict, paths: list[Path], official: tuple[str,
     return checks
 
 
-def offline_hint(key: str, dest: Path) -> str:
+def offline_hint(dest: Path, names: str = "") -> str:
     """What to do when a download is impossible, for the end of its error message."""
-    names = f"{key}.csv (or {dest.name})" if dest.suffix in TABLE_SUFFIXES else dest.name
-    return (f"Without network, run `snakemake download` where there is one, or put {names} in the data "
+    names = names or dest.name
+    return (f"Without network, run `{STAGE_COMMAND}` where there is one, or put {names} in the data "
             f"cache {dest.parent} (config key 'data_cache').")
 
 

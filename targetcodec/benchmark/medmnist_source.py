@@ -56,7 +56,7 @@ def fetch(key: str, spec: dict, cache_dir: Path, policy: DownloadPolicy, log=pri
     dest = cache_files(key, spec, cache_dir)[0]
     what = f"dataset {key!r}: MedMNIST {spec['flag']!r} ({url})"
     sha256 = with_retries(lambda: place_file(dest, lambda tmp: download_url(url, tmp, policy.timeout_seconds, md5)),
-                          what, policy, log, hint=offline_hint(key, dest))
+                          what, policy, log, hint=offline_hint(dest))
     log(f"{key}: MedMNIST {spec['flag']} -> {dest} (sha256 {sha256})")
     return [dest]
 

@@ -61,7 +61,8 @@ def fetch(key: str, spec: dict, cache_dir: Path, policy: DownloadPolicy, log=pri
         return table, dataset.name
 
     transient = TRANSIENT_ERRORS + (oe.OpenMLServerError, urllib3.exceptions.HTTPError)
-    table, name = with_retries(download, what, policy, log, transient, hint=offline_hint(key, dest))
+    table, name = with_retries(download, what, policy, log, transient,
+                               hint=offline_hint(dest, table_sources.offline_names(key, dest)))
     sha256 = table_sources.store(key, spec, table, dest, log)
     log(f"{key}: OpenML {dataset_id} ({name}): {table.shape[0]} rows x {table.shape[1]} columns -> {dest} (sha256 {sha256})")
     return [dest]

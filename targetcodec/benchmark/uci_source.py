@@ -40,7 +40,7 @@ def fetch(key: str, spec: dict, cache_dir: Path, policy: DownloadPolicy, log=pri
             raise DataSourceError(f"{what}: UCI has no importable dataset with this id (config key "
                                   f"'datasets.{key}.id'): {e}") from e
 
-    result = with_retries(download, what, policy, log, hint=offline_hint(key, dest))
+    result = with_retries(download, what, policy, log, hint=offline_hint(dest, table_sources.offline_names(key, dest)))
     table = with_missing_values_as_nan(result.data.original, result.metadata)
     sha256 = table_sources.store(key, spec, table, dest, log)
     log(f"{key}: UCI {dataset_id} ({result.metadata.name}): {table.shape[0]} rows x {table.shape[1]} columns "
