@@ -168,3 +168,26 @@ def test_one_job_per_seed_gives_the_same_runs(tiny_run, tmp_path):
     single = json.loads((other / target).read_text())
     assert single["provenance"]["pack_size"] == 1 and packed["provenance"]["pack_size"] == 2
     assert single["metrics"] == pytest.approx(packed["metrics"], rel=1e-4, abs=1e-6)
+
+
+def test_adding_a_dataset_runs_only_its_jobs(tiny_run):
+    """A new config entry (a local file and an OpenML id) on a finished run: the dry run lists the
+    new datasets' jobs, then aggregation, tables and figures, and nothing of the old datasets."""
+    workdir, _ = tiny_run
+    pd.DataFrame({"a": range(100), "b": [i % 17 for i in range(100)], "y": [i * 0.5 for i in range(100)]}).to_csv(
+        workdir / "mine.csv", index=False)
+    (workdir / "added.yaml").write_text(
+        "data_cache: cache\n"
+        "run_datasets: [diabetes, synthetic_2d, mine, ailerons_copy]\n"
+        "datasets:\n"
+        "  mine: {code: MI, source: file, path: mine.csv, target: y}\n"
+        "  ailerons_copy: {code: AC, source: openml, id: 44137, target: goal}\n")
+    proc = snakemake(workdir, "-n", "--configfile", "presets/tiny.yaml", "added.yaml")
+    out = proc.stdout + proc.stderr
+    stats = out[out.index("Job stats:"):].split("\n\n")[0]
+    counts = {line.split()[0]: int(line.split()[1]) for line in stats.splitlines()[3:] if line.split()[0] != "total"}
+    assert counts == {"download_dataset": 1, "prepare": 2, "pretrain_codec": 4, "train": 24, "aggregate": 1,
+                      "tables": 1, "figures": 1, "all": 1}, stats
+    datasets = {line.split("dataset=")[1].split(",")[0] for line in out.splitlines() if "dataset=" in line}
+    assert datasets == {"mine", "ailerons_copy"}
+    assert "output: cache/ailerons_copy.parquet" in out  # only the network dataset is downloaded

@@ -19,7 +19,8 @@ from sklearn.model_selection import train_test_split
 from sklearn.preprocessing import MinMaxScaler
 
 from ..pack import SplitData
-from .sources import DataSourceError, RawData
+from .paper import compare_with_table1
+from .rawdata import DataSourceError, RawData
 
 ID_NAME = re.compile(r"^(id|index|unnamed: ?\d+|.*_id|instant|row)$", re.IGNORECASE)
 
@@ -35,7 +36,8 @@ def select_numeric_features(table: pd.DataFrame, targets: list[str], drop: list[
     """Apply the numeric-benchmark rules; return (features, targets, {dropped column: reason})."""
     missing = [t for t in targets if t not in table.columns]
     if missing:
-        raise DataSourceError(f"dataset {dataset!r}: target column(s) {missing} not found; columns are {list(table.columns)}")
+        raise DataSourceError(f"dataset {dataset!r}: target column(s) {missing} not found (config key "
+                              f"'datasets.{dataset}.target'); columns are {list(table.columns)}")
     unknown_drop = [c for c in drop if c not in table.columns]
     if unknown_drop:
         raise DataSourceError(f"dataset {dataset!r}: columns to drop {unknown_drop} (config key 'datasets.{dataset}.drop') not found")
@@ -54,7 +56,7 @@ def select_numeric_features(table: pd.DataFrame, targets: list[str], drop: list[
         s = table[col]
         if ID_NAME.match(str(col)):
             dropped[col] = "identifier"
-        elif pd.api.types.is_datetime64_any_dtype(s) or (s.dtype == object and _looks_like_dates(s)):
+        elif pd.api.types.is_datetime64_any_dtype(s) or (_is_text(s) and _looks_like_dates(s)):
             dropped[col] = "date"
         elif not pd.api.types.is_numeric_dtype(s) or pd.api.types.is_bool_dtype(s):
             dropped[col] = "categorical"
@@ -65,6 +67,11 @@ def select_numeric_features(table: pd.DataFrame, targets: list[str], drop: list[
     if not keep:
         raise DataSourceError(f"dataset {dataset!r}: no numeric feature left after the preprocessing rules ({dropped})")
     return table[keep].astype(np.float64), y.astype(np.float64), dropped
+
+
+def _is_text(s: pd.Series) -> bool:
+    # object columns, or pandas' own string dtype (the default for text from pandas 3 on)
+    return pd.api.types.is_object_dtype(s) or pd.api.types.is_string_dtype(s)
 
 
 def _looks_like_dates(s: pd.Series) -> bool:
@@ -83,11 +90,12 @@ def split_indices(n: int, fractions: dict, seed: int) -> tuple[np.ndarray, np.nd
     return np.sort(train_idx), np.sort(val_idx), np.sort(test_idx)
 
 
-def scale_targets(y_train: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def scale_targets(y_train: np.ndarray, dataset: str = "?") -> tuple[np.ndarray, np.ndarray]:
     y_min, y_max = y_train.min(0), y_train.max(0)
     constant = y_max <= y_min
     if np.any(constant):
-        raise DataSourceError("the target is constant on the training split: nothing to regress")
+        raise DataSourceError(f"dataset {dataset!r}: the target is constant on the training split "
+                              f"(value {y_min[constant][0]:g}): nothing to regress")
     return y_min, y_max
 
 
@@ -98,7 +106,8 @@ def prepare_tabular(raw: RawData, spec: dict, split: dict, dataset: str = "?") -
     X, y = X[complete], y[complete]
     if spec.get("target_transform") == "log":
         if (y <= 0).any().any():
-            raise DataSourceError(f"dataset {dataset!r}: target_transform 'log' needs positive targets")
+            raise DataSourceError(f"dataset {dataset!r}: config key 'datasets.{dataset}.target_transform' is 'log', "
+                                  f"but the target has values <= 0 (min {y.min().min():g})")
         y = np.log(y)
     minimum = max(10, int(np.ceil(3 / min(split["val"], split["test"]))))
     if len(X) < minimum:
@@ -106,7 +115,7 @@ def prepare_tabular(raw: RawData, spec: dict, split: dict, dataset: str = "?") -
     tr, va, te = split_indices(len(X), split, split["seed"])
     Xn, yn = X.to_numpy(), y.to_numpy()
     scaler = MinMaxScaler().fit(Xn[tr])
-    y_min, y_max = scale_targets(yn[tr])
+    y_min, y_max = scale_targets(yn[tr], dataset)
     s = lambda a: (a - y_min) / (y_max - y_min)  # noqa: E731
     data = SplitData(scaler.transform(Xn[tr]), s(yn[tr]), scaler.transform(Xn[va]), s(yn[va]), scaler.transform(Xn[te]), s(yn[te]), y_min, y_max)
     summary = {
@@ -114,6 +123,7 @@ def prepare_tabular(raw: RawData, spec: dict, split: dict, dataset: str = "?") -
         "targets": list(y.columns),
         "dropped_columns": dropped,
         "rows_with_missing_values_dropped": int(before - len(X)),
+        "target_transform": spec.get("target_transform", "none"),
     }
     return Prepared(data, summary)
 
@@ -128,7 +138,7 @@ def prepare_images(raw: RawData, spec: dict, dataset: str = "?") -> Prepared:
     std = np.where(std > 0, std, 1.0)
     X = {k: ((v - mean) / std).transpose(0, 3, 1, 2).astype(np.float32) for k, v in imgs.items()}
     y = {k: np.asarray(v, dtype=np.float64).reshape(len(v), -1) for k, v in raw.image_targets.items()}
-    y_min, y_max = scale_targets(y["train"])
+    y_min, y_max = scale_targets(y["train"], dataset)
     s = lambda a: (a - y_min) / (y_max - y_min)  # noqa: E731
     data = SplitData(X["train"], s(y["train"]), X["val"], s(y["val"]), X["test"], s(y["test"]), y_min, y_max)
     return Prepared(data, {"channel_mean": mean.tolist(), "channel_std": std.tolist(), "targets": raw.targets})
@@ -149,6 +159,9 @@ def prepare(raw: RawData, spec: dict, split: dict, dataset: str = "?") -> Prepar
         "target_min": d.y_min.tolist(),
         "target_max": d.y_max.tolist(),
     })
+    table1 = compare_with_table1(prepared.summary["code"], prepared.summary["rows"], prepared.summary["feature_shape"])
+    if table1 is not None:
+        prepared.summary["table1"] = table1
     return prepared
 
 
@@ -158,3 +171,18 @@ def save_prepared(prepared: Prepared, npz_path, json_path) -> None:
     d = prepared.data
     atomic_save_npz(npz_path, **{f: getattr(d, f) for f in SplitData.__dataclass_fields__})
     atomic_write_json(json_path, prepared.summary)
+
+
+def prepare_dataset(key: str, spec: dict, split: dict, cache_dir, npz_path, json_path, log=print) -> Prepared:
+    """The prepare rule: load (after checking the raw files' checksums), prepare, then write both
+    outputs. Any error comes before the first write, so a failure leaves no output behind."""
+    from .sources import load_verified
+
+    raw, checks = load_verified(key, spec, cache_dir)
+    for c in checks:
+        log(f"{key}: {c.path}: sha256 {c.sha256} " + (f"(matches {c.recorded_by})" if c.state == "verified" else
+                                                      "(no checksum recorded: taken as it is)"))
+    prepared = prepare(raw, spec, split, key)
+    prepared.summary["raw_files"] = [{"path": str(c.path), "sha256": c.sha256, "state": c.state} for c in checks]
+    save_prepared(prepared, npz_path, json_path)
+    return prepared

@@ -1,56 +1,24 @@
 """Data sources of the dataset registry (config.yaml ``datasets``): each turns one entry into raw data.
 
-A source has two steps: ``fetch`` (network, run by the workflow's ``download`` rule only) fills
+A source has two steps: ``fetch`` (network, run by the workflow's download rules only) fills
 the raw-data cache, and ``load`` (offline) reads a dataset from the cache or a local file. Sources
-that need no network (``file``, ``sklearn``, ``synthetic``) have nothing to fetch.
+that need no network (``file``, ``sklearn``, ``synthetic``, here) have nothing to fetch; the
+network sources ``openml``, ``uci`` and ``medmnist`` live in their own modules.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import pandas as pd
 
+from . import medmnist_source, openml_source, uci_source
+from .cache import FileCheck, verified_files
+from .rawdata import DataSourceError, RawData, Source, targets_of
 
-class DataSourceError(RuntimeError):
-    """A dataset cannot be loaded; the message names the dataset, its source and what to do."""
-
-
-@dataclass
-class RawData:
-    """What a source delivers: a table (features and target columns) or images with targets."""
-
-    table: pd.DataFrame | None = None  # tabular: every column, targets included
-    targets: list[str] = field(default_factory=list)  # target column names (m of them)
-    images: dict[str, np.ndarray] | None = None  # image data: {split: [n, H, W, C] uint8}
-    image_targets: dict[str, np.ndarray] | None = None  # {split: [n, m]}
-    description: str = ""
-
-    @property
-    def official_split(self) -> bool:
-        return self.images is not None
-
-
-@dataclass(frozen=True)
-class Source:
-    name: str
-    load: Callable[[str, dict, Path], RawData]
-    fetch: Callable[[str, dict, Path], list[Path]] | None = None  # None: nothing to download
-    cache_files: Callable[[str, dict, Path], list[Path]] | None = None  # what fetch writes
-
-    @property
-    def needs_network(self) -> bool:
-        return self.fetch is not None
-
-
-def _targets_of(key: str, spec: dict) -> list[str]:
-    target = spec.get("target")
-    if target is None:
-        raise DataSourceError(f"dataset {key!r}: config key 'datasets.{key}.target' is required for source {spec['source']!r}")
-    return [target] if isinstance(target, str) else list(target)
+__all__ = ["DataSourceError", "RawData", "Source", "SOURCES", "get_source", "load_dataset", "raw_files",
+           "load_verified", "synthetic_table"]
 
 
 def load_file(key: str, spec: dict, cache_dir: Path) -> RawData:
@@ -65,7 +33,7 @@ def load_file(key: str, spec: dict, cache_dir: Path) -> RawData:
             table = pd.read_csv(path, sep=spec.get("separator", ","))
     except Exception as e:  # pandas raises many types for unreadable files
         raise DataSourceError(f"dataset {key!r}: cannot read {path}: {e}") from e
-    return RawData(table=table, targets=_targets_of(key, spec), description=f"file {path}")
+    return RawData(table=table, targets=targets_of(key, spec), description=f"file {path}")
 
 
 def load_sklearn(key: str, spec: dict, cache_dir: Path) -> RawData:
@@ -78,7 +46,7 @@ def load_sklearn(key: str, spec: dict, cache_dir: Path) -> RawData:
         raise DataSourceError(f"dataset {key!r}: scikit-learn has no bundled dataset {name!r} (config key 'datasets.{key}.name')")
     bunch = loader(as_frame=True)
     table = bunch.frame
-    targets = _targets_of(key, spec) if "target" in spec else [c for c in table.columns if c == "target"] or [table.columns[-1]]
+    targets = targets_of(key, spec) if "target" in spec else [c for c in table.columns if c == "target"] or [table.columns[-1]]
     return RawData(table=table, targets=targets, description=f"scikit-learn load_{name}")
 
 
@@ -113,6 +81,9 @@ SOURCES: dict[str, Source] = {
     "file": Source("file", load_file),
     "sklearn": Source("sklearn", load_sklearn),
     "synthetic": Source("synthetic", load_synthetic),
+    "openml": openml_source.SOURCE,
+    "uci": uci_source.SOURCE,
+    "medmnist": medmnist_source.SOURCE,
 }
 
 
@@ -123,5 +94,24 @@ def get_source(key: str, spec: dict) -> Source:
     return SOURCES[name]
 
 
+def raw_files(key: str, spec: dict, cache_dir: Path | str) -> list[Path]:
+    """The files a dataset is prepared from: its cache file(s) for a network source, its ``path``
+    for the file source, none for generated or bundled data. The prepare rule depends on them."""
+    source = get_source(key, spec)
+    if source.cache_files is not None:
+        return source.cache_files(key, spec, Path(cache_dir))
+    if source.name == "file":
+        return [Path(spec["path"])]
+    return []
+
+
+def load_verified(key: str, spec: dict, cache_dir: Path | str) -> tuple[RawData, list[FileCheck]]:
+    """Check the dataset's files against their recorded checksums, then load it."""
+    source = get_source(key, spec)
+    official = source.official_digest(key, spec) if source.official_digest else None
+    checks = verified_files(key, spec, raw_files(key, spec, cache_dir), official, missing_ok=not source.needs_network)
+    return source.load(key, spec, Path(cache_dir)), checks
+
+
 def load_dataset(key: str, spec: dict, cache_dir: Path | str) -> RawData:
-    return get_source(key, spec).load(key, spec, Path(cache_dir))
+    return load_verified(key, spec, cache_dir)[0]

@@ -1,0 +1,63 @@
+"""What every data source shares: the raw data it delivers, its interface, and its error type.
+
+Kept apart from the sources themselves so that the local sources (sources.py) and the network
+sources (openml_source.py, uci_source.py, medmnist_source.py) can all import it without cycles.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+
+
+class DataSourceError(RuntimeError):
+    """A dataset cannot be loaded; the message names the dataset, its source and what to do."""
+
+
+@dataclass
+class RawData:
+    """What a source delivers: a table (features and target columns) or images with targets."""
+
+    table: pd.DataFrame | None = None  # tabular: every column, targets included
+    targets: list[str] = field(default_factory=list)  # target column names (m of them)
+    images: dict[str, np.ndarray] | None = None  # image data: {split: [n, H, W, C] uint8}
+    image_targets: dict[str, np.ndarray] | None = None  # {split: [n, m]}
+    description: str = ""
+
+    @property
+    def official_split(self) -> bool:
+        return self.images is not None
+
+
+@dataclass(frozen=True)
+class Source:
+    """One kind of ``source`` in config.yaml.
+
+    ``load(key, spec, cache_dir)`` reads a dataset without the network. Network sources also have
+    ``cache_files(key, spec, cache_dir)``, the files ``load`` reads from the raw-data cache, and
+    ``fetch(key, spec, cache_dir, policy, log)``, which downloads them (run by the workflow's
+    download rules only). ``official_digest(key, spec)`` gives a checksum the data's publisher
+    records, as ``(algorithm, hex digest)``, where there is one.
+    """
+
+    name: str
+    load: Callable[[str, dict, Path], RawData]
+    fetch: Callable | None = None  # None: nothing to download
+    cache_files: Callable[[str, dict, Path], list[Path]] | None = None  # what fetch writes
+    official_digest: Callable[[str, dict], tuple[str, str] | None] | None = None
+
+    @property
+    def needs_network(self) -> bool:
+        return self.fetch is not None
+
+
+def targets_of(key: str, spec: dict) -> list[str]:
+    """The target column(s) of a tabular dataset entry (config key ``datasets.<key>.target``)."""
+    target = spec.get("target")
+    if target is None:
+        raise DataSourceError(f"dataset {key!r}: config key 'datasets.{key}.target' is required for source {spec['source']!r}")
+    return [target] if isinstance(target, str) else list(target)

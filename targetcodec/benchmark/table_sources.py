@@ -1,0 +1,87 @@
+"""What the network sources that deliver one table (openml, uci) share: their cache file, how a
+downloaded table is stored, and how it is read back.
+
+The cache file is ``<key>.csv`` where one was placed by hand, else ``<key>.parquet``, what a
+download writes (parquet keeps the column types: a categorical column stays categorical, and is
+dropped as such by preparation, even when its categories look like numbers).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .cache import STAGE_COMMAND, place_file
+from .rawdata import DataSourceError, RawData, targets_of
+
+
+TABLE_SUFFIXES = (".csv", ".parquet")  # in order of preference when both exist
+
+
+def table_cache_file(key: str, cache_dir: Path) -> Path:
+    """``<key>.csv`` if present (e.g. placed by hand), else ``<key>.parquet`` (what a download writes)."""
+    for suffix in TABLE_SUFFIXES:
+        candidate = cache_dir / f"{key}{suffix}"
+        if candidate.exists():
+            return candidate
+    return cache_dir / f"{key}.parquet"
+
+
+def read_table(path: Path, separator: str = ",") -> pd.DataFrame:
+    if path.suffix == ".parquet":
+        return pd.read_parquet(path)
+    return pd.read_csv(path, sep=separator)
+
+
+def write_table(table: pd.DataFrame, path: Path) -> str:
+    """Write ``table`` to ``path`` (CSV or parquet by its suffix) atomically; return its sha256."""
+
+    def write(tmp: Path) -> None:
+        if path.suffix == ".parquet":
+            table.to_parquet(tmp, index=False)
+        else:
+            table.to_csv(tmp, index=False)
+
+    return place_file(path, write)
+
+
+def cache_files(key: str, spec: dict, cache_dir: Path) -> list[Path]:
+    return [table_cache_file(key, cache_dir)]
+
+
+def load(key: str, spec: dict, cache_dir: Path) -> RawData:
+    path = table_cache_file(key, cache_dir)
+    try:
+        table = read_table(path, spec.get("separator", ","))
+    except Exception as e:  # pandas and pyarrow raise many types for unreadable files
+        raise DataSourceError(f"dataset {key!r}: cannot read cached file {path}: {e}. Delete it and run "
+                              f"`{STAGE_COMMAND}` on a machine with network, or put a good copy there.") from e
+    where = f"UCI id {spec['id']}" if spec["source"] == "uci" else f"OpenML id {spec['id']}"
+    return RawData(table=table, targets=targets_of(key, spec), description=f"{where}, cached as {path}")
+
+
+def offline_names(key: str, dest: Path) -> str:
+    return f"{key}.csv (or {dest.name})"
+
+
+def store(key: str, spec: dict, table: pd.DataFrame, dest: Path, log=print) -> str:
+    """Write a downloaded table to the cache in the target's original units; return its sha256.
+
+    The cache holds what a user would put there by hand, so a source that serves the target
+    already transformed (config key ``served_target_transform``: OpenML 44140 serves log(price))
+    is converted back here, and ``target_transform`` is applied once, in preparation, whatever
+    the file's origin.
+    """
+    if table.empty:
+        raise DataSourceError(f"dataset {key!r}: the {spec['source']} source returned an empty table")
+    if spec.get("served_target_transform") == "log":
+        table = table.copy()
+        for target in targets_of(key, spec):
+            if target not in table.columns:
+                raise DataSourceError(f"dataset {key!r}: target column {target!r} (config key 'datasets.{key}.target') "
+                                      f"is not in the downloaded table; columns are {list(table.columns)}")
+            table[target] = np.exp(pd.to_numeric(table[target]))
+        log(f"{key}: the source serves log({', '.join(targets_of(key, spec))}); stored exp() of it, the original units")
+    return write_table(table, dest)
