@@ -11,11 +11,27 @@ The library has no Snakemake dependency:
 - ``targetcodec.benchmark``: data sources, preparation, results, tables and figures of the workflow.
 """
 
-from .codec import Codec, initial_codec, pretrain_codec
-from .estimator import TargetCodecRegressor
-from .methods import METHODS, Method, MethodSettings, get_method
-from .nn import Architecture
-from .pack import RunResult, RunSpec, SplitData, TrainingConfig, codec_for_method, train_pack
+import importlib
+
+# Attributes are imported on first use, so that importing a torch-free part of the package (data
+# preparation, tables, figures) does not pay for importing torch (about 1.5 s per workflow job).
+_EXPORTS = {
+    "Codec": "codec", "initial_codec": "codec", "pretrain_codec": "codec",
+    "TargetCodecRegressor": "estimator",
+    "METHODS": "methods", "Method": "methods", "MethodSettings": "methods", "get_method": "methods",
+    "Architecture": "nn",
+    "SplitData": "data",
+    "RunResult": "pack", "RunSpec": "pack", "TrainingConfig": "pack", "codec_for_method": "pack", "train_pack": "pack",
+}
+
+
+def __getattr__(name):
+    if name in _EXPORTS:
+        value = getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __version__ = "0.1.0"
 

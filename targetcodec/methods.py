@@ -8,20 +8,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import torch
+from .specs import MethodSettings  # noqa: F401 (re-exported)
 
-from . import objectives
-from .codec import Codec, decode, gaussian_encode, hard_binning_encode
-
-
-@dataclass(frozen=True)
-class MethodSettings:
-    """Method constants the paper fixes (section 4, Appendix B); per-run values live in RunSpec."""
-
-    huber_delta: float = 1.0
-    soft_binning_lambda_sigma: float = 0.5  # sigma = lambda_sigma * delta_mu in Tables 3-5
-    alpha: float = 1e-6  # entropy penalty of eq. (7), Appendix B
-    end_to_end_codec_init: str = "grid"  # "grid" (section 3.3 init) or "pretrained" (eq. 7 codec)
+# The method table is read by the workflow's bookkeeping jobs; torch is imported only when a method
+# computes something (objectives, codec), so that those jobs start without it.
 
 
 @dataclass(frozen=True)
@@ -40,8 +30,10 @@ class Method:
     def needs_pretrained_codec(self, settings: MethodSettings) -> bool:
         return self.codec == "pretrained" or (self.codec == "end_to_end" and settings.end_to_end_codec_init == "pretrained")
 
-    def frozen_targets(self, codec: Codec, y: torch.Tensor, settings: MethodSettings) -> torch.Tensor | None:
+    def frozen_targets(self, codec, y, settings: MethodSettings):
         """psi(y) for the training targets when the codec is frozen (computed once, gathered per batch)."""
+        from .codec import gaussian_encode, hard_binning_encode
+
         c = codec.centroids.to(y)
         if self.codec == "hard":
             return hard_binning_encode(y, c)
@@ -51,7 +43,7 @@ class Method:
             return codec.encode(y)
         return None
 
-    def fixed_decoder(self, codec: Codec) -> torch.Tensor | None:
+    def fixed_decoder(self, codec):
         """The decoder of a frozen codec: bin midpoints c (section 2.2) or the pre-trained mu (section 3.3)."""
         if self.codec in ("hard", "gaussian"):
             return codec.centroids
@@ -59,7 +51,7 @@ class Method:
             return codec.mu
         return None
 
-    def trainable_codec(self, codec: Codec) -> dict[str, torch.Tensor]:
+    def trainable_codec(self, codec) -> dict:
         """Initial values of the codec parameters trained with the network (one copy per run)."""
         if self.codec == "end_to_end":
             return {"w_lin": codec.w_lin, "w_bias": codec.w_bias, "mu": codec.mu}
@@ -67,8 +59,10 @@ class Method:
             return {"mu": codec.mu}  # Baseline 4: mu initialised on the grid of section 3.3
         return {}
 
-    def loss(self, out, y, psi, codec_params, hp, settings: MethodSettings) -> torch.Tensor:
+    def loss(self, out, y, psi, codec_params, hp, settings: MethodSettings):
         """Per-sample objective [R, B]. ``hp`` holds per-run lambdas shaped [R, 1]."""
+        from . import objectives
+
         if self.name == "least_squares":
             return objectives.least_squares_loss(y, out)
         if self.name == "huber":
@@ -82,7 +76,11 @@ class Method:
             )
         return objectives.classification_loss(psi, out)
 
-    def predict(self, out, codec_params, fixed_decoder) -> torch.Tensor:
+    def predict(self, out, codec_params, fixed_decoder):
+        import torch
+
+        from .codec import decode
+
         if not self.uses_k:
             return out
         mu = codec_params["mu"] if "mu" in codec_params else fixed_decoder

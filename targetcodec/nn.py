@@ -14,25 +14,7 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn.functional as F
 
-
-@dataclass(frozen=True)
-class Architecture:
-    """MLP (tabular) or CNN (images) of section 4. Depth and conv widths are our choices (config.yaml)."""
-
-    kind: str = "mlp"  # "mlp" or "cnn"
-    width: int = 128  # MLP hidden width (section 4)
-    depth: int = 2  # MLP hidden layers (paper silent)
-    dropout: float = 0.3  # MLP dropout (section 4)
-    conv_channels: tuple[int, ...] = (32, 64, 64)  # CNN: three 3x3 convolutions (channels: paper silent)
-    fc_width: int = 256  # CNN: two fully connected layers of 256 (section 4)
-    fc_depth: int = 2
-    fc_dropout: float = 0.5
-
-    def hidden_widths(self) -> list[int]:
-        return [self.fc_width] * self.fc_depth if self.kind == "cnn" else [self.width] * self.depth
-
-    def hidden_dropout(self) -> float:
-        return self.fc_dropout if self.kind == "cnn" else self.dropout
+from .specs import Architecture  # noqa: F401 (re-exported)
 
 
 def uniform_init(shape, fan_in: int, generator: torch.Generator) -> torch.Tensor:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable
 
@@ -17,81 +16,14 @@ import numpy as np
 import torch
 
 from .codec import Codec, initial_codec
-from .methods import Method, MethodSettings
+from .data import SplitData  # noqa: F401 (re-exported)
+from .specs import Architecture, MethodSettings, RunResult, RunSpec, TrainingConfig  # noqa: F401 (re-exported)
+from .methods import Method
 from .metrics import regression_metrics
-from .nn import Architecture, PackedNetwork
+from .nn import PackedNetwork
 from .optim import PackedAdam, clip_grad_norm_per_run, learning_rate_factor
 
 DROPOUT_SEED_OFFSET = 1_000_003  # dropout masks use a second stream of the run's seed
-
-
-@dataclass(frozen=True)
-class RunSpec:
-    """One run of a pack: its seed and its own hyper-parameters (defaults: Appendix B)."""
-
-    seed: int
-    lr: float = 1e-3
-    lambda_kl: float = 0.068
-    lambda_auto: float = 1.0
-    lambda_pred: float = 1.0
-
-
-@dataclass(frozen=True)
-class TrainingConfig:
-    """Training choices. The paper fixes Adam, weight decay and unit clipping (section 4); the rest
-    (batch size, epochs, patience, schedule) are ours and documented in config.yaml."""
-
-    batch_size: int = 256
-    max_epochs: int = 150
-    patience: int = 20
-    weight_decay: float = 1e-4  # 1e-4 for the MLP, 1e-2 for the CNN (section 4)
-    codec_weight_decay: float = 1e-4  # encoder-decoder (section 4)
-    grad_clip: float = 1.0
-    schedule: str = "cosine"
-    warmup_fraction: float = 0.05
-    eval_batch_size: int = 4096
-    log_every: int = 10  # epochs between progress lines
-
-
-@dataclass
-class SplitData:
-    """A prepared dataset: features and [0, 1]-scaled targets per split, and the target scale."""
-
-    X_train: np.ndarray
-    y_train: np.ndarray
-    X_val: np.ndarray
-    y_val: np.ndarray
-    X_test: np.ndarray
-    y_test: np.ndarray
-    y_min: np.ndarray  # [m], original units
-    y_max: np.ndarray
-
-    @property
-    def m(self) -> int:
-        return self.y_train.shape[1]
-
-    @classmethod
-    def load(cls, path) -> "SplitData":
-        with np.load(path) as d:
-            return cls(**{f: d[f] for f in cls.__dataclass_fields__})
-
-
-@dataclass
-class RunResult:
-    spec: RunSpec
-    metrics: dict[str, float]
-    epochs_trained: int
-    best_epoch: int  # 1-based epoch of the restored weights; 0 if no epoch gave a finite val MAE
-    val_mae_history: list[float] = field(default_factory=list)
-
-    @property
-    def diverged(self) -> bool:
-        return self.best_epoch == 0
-
-    def to_dict(self) -> dict:
-        d = asdict(self)
-        d["diverged"] = self.diverged
-        return d
 
 
 def codec_for_method(method: Method, y_train: np.ndarray, k: int | None, settings: MethodSettings, pretrained: Codec | None = None,

@@ -186,8 +186,9 @@ def test_adding_a_dataset_runs_only_its_jobs(tiny_run):
     out = proc.stdout + proc.stderr
     stats = out[out.index("Job stats:"):].split("\n\n")[0]
     counts = {line.split()[0]: int(line.split()[1]) for line in stats.splitlines()[3:] if line.split()[0] != "total"}
-    assert counts == {"download_dataset": 1, "prepare": 2, "pretrain_codec": 4, "train": 24, "aggregate": 1,
-                      "tables": 1, "figures": 1, "all": 1}, stats
+    per_dataset = {"prepare": 1, "pretrain_codec": 3, "train": 14, "sweep": 14 + 2}  # 14 configurations, 2 lambda sweeps
+    reports = ["aggregate", "aggregate_sweeps", "tables", "table6", "figures", "figure4_centre", "figure4_bottom", "all"]
+    assert counts == {"download_dataset": 1, **{rule: 2 * n for rule, n in per_dataset.items()}, **dict.fromkeys(reports, 1)}, stats
     datasets = {line.split("dataset=")[1].split(",")[0] for line in out.splitlines() if "dataset=" in line}
     assert datasets == {"mine", "ailerons_copy"}
     assert "output: cache/ailerons_copy.parquet" in out  # only the network dataset is downloaded

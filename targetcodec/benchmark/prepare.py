@@ -18,7 +18,7 @@ import pandas as pd
 from sklearn.model_selection import train_test_split
 from sklearn.preprocessing import MinMaxScaler
 
-from ..pack import SplitData
+from ..data import SplitData
 from .paper import compare_with_table1
 from .rawdata import DataSourceError, RawData
 

@@ -13,10 +13,9 @@ from importlib import metadata
 from pathlib import Path
 
 import pandas as pd
-import torch
 
 from ..io import atomic_path, atomic_write_json
-from ..pack import RunResult
+from ..specs import RunResult
 
 PACKAGES = ["targetcodec", "torch", "numpy", "pandas", "scikit-learn", "scipy", "snakemake", "openml", "ucimlrepo", "medmnist"]
 
@@ -31,7 +30,9 @@ def package_versions() -> dict[str, str]:
     return out
 
 
-def hardware(device: torch.device) -> dict:
+def hardware(device) -> dict:
+    import torch
+
     info = {"host": platform.node(), "machine": platform.machine(), "processor": platform.processor() or platform.machine(),
             "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(), "device": str(device)}
     if device.type == "cuda":
@@ -74,7 +75,7 @@ def run_record(result: RunResult, *, dataset: str, code: str, configuration, set
     }
 
 
-def provenance(device: torch.device, wall_seconds: float, pack_seeds: list[int], started: dt.datetime, workdir=".") -> dict:
+def provenance(device, wall_seconds: float, pack_seeds: list[int], started: dt.datetime, workdir=".") -> dict:
     return {
         "versions": package_versions(),
         "hardware": hardware(device),

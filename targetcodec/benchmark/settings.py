@@ -6,11 +6,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-import torch
-
-from ..methods import METHODS, MethodSettings, get_method
-from ..nn import Architecture
-from ..pack import RunSpec, TrainingConfig
+from ..methods import METHODS, get_method
+from ..specs import Architecture, MethodSettings, RunSpec, TrainingConfig
 
 LABEL = re.compile(r"^(?P<method>[a-z_]+?)(?:-k(?P<k>\d+))?$")
 
@@ -119,9 +116,11 @@ def run_specs(config: dict, dataset: str, seeds: list[int], lr: float | None = N
     return [RunSpec(seed=s, **values) for s in seeds]
 
 
-def choose_device(requested: str, log=print) -> torch.device:
+def choose_device(requested: str, log=print):
     """``auto``: the first GPU this job may see (CUDA_VISIBLE_DEVICES, set by SLURM or the user),
     else the CPU, said in the log. ``cpu``, ``cuda`` or ``cuda:N`` are taken as given."""
+    import torch
+
     if requested == "auto":
         if torch.cuda.is_available():
             device = torch.device("cuda")
