@@ -133,3 +133,25 @@ def choose_device(requested: str, log=print):
         raise RuntimeError(f"config key 'device' asks for {requested!r} but no GPU is visible to this job")
     log(f"device: {device}")
     return device
+
+
+def relevant_settings(config: dict, dataset: str, label: str) -> dict:
+    """The settings a configuration's numbers depend on, and no others: Snakemake reruns a job when
+    they change, so a change to, say, the end-to-end lambdas reruns only the end-to-end jobs."""
+    kind = model_kind(config, dataset)
+    method = Configuration.parse(label).method
+    training = {key: value for key, value in config["training"].items() if key not in ("mlp", "cnn", "log_every", "eval_batch_size")}
+    out = {"architecture": config["architecture"][kind], "training": training | config["training"][kind]}
+    codec = config["codec"]
+    if method == "huber":
+        out["huber_delta"] = config["huber_delta"]
+    if method in ("softmax_least_squares", "end_to_end"):
+        out["codec_weight_decay"] = codec["weight_decay"]
+    if method == "soft_binning":
+        out["soft_binning_lambda_sigma"] = codec["soft_binning_lambda_sigma"]
+    if method == "end_to_end":
+        out["end_to_end"] = config["end_to_end"]
+        out["codec"] = {"init_lambda_sigma": codec["init_lambda_sigma"], "alpha": codec["alpha"]}
+    if method == "trained_codec" or (method == "end_to_end" and config["end_to_end"]["codec_init"] == "pretrained"):
+        out["codec"] = codec  # through the pre-trained codec
+    return out

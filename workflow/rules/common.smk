@@ -102,18 +102,10 @@ def all_sweep_files():
 
 
 def training_settings(wildcards):
-    """Everything a run's numbers depend on, so that changing it reruns the run."""
-    from targetcodec.benchmark.settings import model_kind
+    """The settings a job's numbers depend on (a change reruns the job, and only the jobs it affects)."""
+    from targetcodec.benchmark.settings import relevant_settings
 
-    kind = model_kind(config, wildcards.dataset)
-    return {
-        "architecture": config["architecture"][kind],
-        "training": {key: value for key, value in config["training"].items() if key not in ("mlp", "cnn", "log_every")}
-        | config["training"][kind],
-        "codec": config["codec"],
-        "end_to_end": config["end_to_end"],
-        "huber_delta": config["huber_delta"],
-    }
+    return relevant_settings(config, wildcards.dataset, wildcards.config)
 
 
 def codec_input(wildcards):
