@@ -23,6 +23,9 @@ RESULTS = config["results"]
 SEEDS = seed_list(config)
 PACKS = seed_packs(SEEDS, config["pack_size"])
 CONFIGURATIONS = configurations(config["methods"], config["k_values"])
+# Resources of every rule that trains networks (train*, sweep*): only these ask for a GPU, so profiles
+# need no list of rule names. A new training rule takes `resources: **TRAINING_RESOURCES`.
+TRAINING_RESOURCES = dict(config["training_resources"])
 
 
 wildcard_constraints:
