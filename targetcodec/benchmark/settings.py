@@ -3,6 +3,7 @@ the benchmark's configurations: ``least_squares``, ``end_to_end-k25``, ... (meth
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass
 
@@ -118,12 +119,14 @@ def run_specs(config: dict, dataset: str, seeds: list[int], lr: float | None = N
 def choose_device(requested: str, log=print) -> torch.device:
     """``auto``: the first GPU this job may see (CUDA_VISIBLE_DEVICES, set by SLURM or the user),
     else the CPU, said in the log. ``cpu``, ``cuda`` or ``cuda:N`` are taken as given."""
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES", "unset")
     if requested == "auto":
         if torch.cuda.is_available():
             device = torch.device("cuda")
-            log(f"device: {torch.cuda.get_device_name(device)} (CUDA_VISIBLE_DEVICES={__import__('os').environ.get('CUDA_VISIBLE_DEVICES', 'unset')})")
+            log(f"device: {torch.cuda.get_device_name(device)} (CUDA_VISIBLE_DEVICES={visible})")
             return device
-        log("device: no GPU visible to this job, training on the CPU")
+        log(f"device: the CPU, as torch {torch.__version__} sees no GPU (CUDA_VISIBLE_DEVICES={visible}, "
+            f"torch built for CUDA {torch.version.cuda or 'none'})")
         return torch.device("cpu")
     device = torch.device(requested)
     if device.type == "cuda" and not torch.cuda.is_available():
