@@ -15,13 +15,6 @@ FIGURES = ["figure3_mae_normalised", "figure4_top_mae_average", "figure5_rmse_r2
            "figure7_r2_normalised"]
 
 
-@pytest.fixture(scope="module")
-def tiny_run(tmp_path_factory):
-    workdir = copy_workflow(tmp_path_factory.mktemp("tiny"))
-    snakemake(workdir, "--cores", "2", "--configfile", "presets/tiny.yaml")
-    return workdir, workdir / "results" / "tiny"
-
-
 def test_every_table_and_figure_exists(tiny_run):
     _, results = tiny_run
     for table in TABLES:
