@@ -258,13 +258,16 @@ stop_daemons() {
 
 stop() {
     if [ -f "$SLURM_CONF" ] && ctld_ok >/dev/null 2>&1; then
-        scancel --user=root --quiet || true   # only this cluster's jobs: SLURM_CONF points here
+        scancel --quiet --partition="${PARTITIONS// /,}" || true   # every job of this cluster (SLURM_CONF), whoever submitted it
         wait_for 20 bash -c '[ -z "$(squeue -h)" ]' || say "jobs still listed after scancel"
     fi
     stop_daemons slurmd slurmctld slurmdbd
     stop_daemons mariadbd munged
     rm -f "$RUN"/*.pid   # SLURM leaves its pid files behind
-    [ "$(readlink "$STEP_CONF" 2>/dev/null)" != "$ETC" ] || rm -f "$STEP_CONF"
+    if [ "$(readlink "$STEP_CONF" 2>/dev/null)" = "$ETC" ]; then
+        rm -f "$STEP_CONF"
+        rmdir "$(dirname "$STEP_CONF")" 2>/dev/null || true   # made by start, unless something else uses it
+    fi
 }
 
 case "${1:-}" in
