@@ -7,9 +7,11 @@
 #   tests/slurm/cluster.sh stop     cancel the cluster's jobs, stop the daemons this script started
 #   tests/slurm/cluster.sh env      print the `export SLURM_CONF=...` a shell needs to use the cluster
 #
-# All state lives in $TARGETCODEC_SLURM_DIR (default /tmp/targetcodec-slurm). Clients find the cluster
-# through SLURM_CONF, the daemons listen on their own ports: a system SLURM is never touched.
-# Exit status 77: this machine cannot run the cluster (not root, no apt-get, packages not installable).
+# All state lives in $TARGETCODEC_SLURM_DIR (default /tmp/targetcodec-slurm), but for the link
+# /run/slurm/conf (see STEP_CONF). Clients find the cluster through SLURM_CONF and the daemons listen on
+# their own ports, so a SLURM configured in /etc/slurm is never touched (the script refuses to run there).
+# Exit status 77: this machine cannot run the cluster (not root, no apt-get, packages not installable,
+# another SLURM configured).
 set -Eeuo pipefail
 export PATH="$PATH:/usr/sbin:/sbin"
 
