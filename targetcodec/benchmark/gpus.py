@@ -75,6 +75,8 @@ def claimed_gpus(requested: int, log=print, lock_dir=None, environ=os.environ, p
     environ["CUDA_VISIBLE_DEVICES"] = ",".join(claimed)
     log(f"GPU pool: this job uses GPU {','.join(claimed)} of {','.join(gpus)} (locks in {lock_dir})")
     try:
+        if environ is os.environ:
+            _check_cuda_sees(claimed)
         yield claimed
     finally:
         if before is None:
@@ -83,6 +85,16 @@ def claimed_gpus(requested: int, log=print, lock_dir=None, environ=os.environ, p
             environ["CUDA_VISIBLE_DEVICES"] = before
         for _, fd in held:
             os.close(fd)  # releases the lock
+
+
+def _check_cuda_sees(claimed: list[str]) -> None:
+    """CUDA reads CUDA_VISIBLE_DEVICES once, when it starts: if it had started (counting GPUs without
+    NVML starts it), this job would run on another job's GPU. Say so rather than do it."""
+    import torch
+
+    if torch.cuda.is_available() and torch.cuda.device_count() != len(claimed):
+        raise RuntimeError(f"GPU pool: CUDA started before this job could keep to GPU {','.join(claimed)}; "
+                           "name the GPUs in CUDA_VISIBLE_DEVICES for the whole run (e.g. 0,1,2,3)")
 
 
 def _wait_for_gpus(gpus, requested, lock_dir, poll_seconds, log) -> list[tuple[str, int]]:
