@@ -64,7 +64,7 @@ def slurm_snakemake(workdir, env, *args, limit=900) -> subprocess.CompletedProce
 def sacct(env, *args) -> list[list[str]]:
     since = (dt.datetime.now() - dt.timedelta(days=1)).strftime("%Y-%m-%dT%H:%M")
     out = subprocess.run(["sacct", "--parsable2", "--noheader", "--starttime", since, *args], env=env,
-                         capture_output=True, text=True, check=True).stdout
+                         capture_output=True, text=True, check=True, timeout=60).stdout
     return [line.split("|") for line in out.splitlines() if line]
 
 
@@ -180,16 +180,21 @@ def test_a_requeued_training_job_resumes_from_its_checkpoint(slurm_env, tmp_path
         wait_until(lambda: checkpoint.exists() or run.poll() is not None, 600)
         assert run.poll() is None, f"the workflow ended before the job saved a checkpoint:\n{run.stdout.read()}"
         assert not runs.exists() or not list(runs.iterdir())  # nothing counts as done yet
-        squeue = subprocess.run(["squeue", "-h", "-o", "%i|%k"], env=slurm_env, capture_output=True, text=True).stdout
+        squeue = subprocess.run(["squeue", "-h", "-o", "%i|%k"], env=slurm_env, capture_output=True, text=True,
+                                timeout=60).stdout
         job = next(line.split("|")[0] for line in squeue.splitlines() if rule_of(line.split("|")[1]) == "train")
-        subprocess.run(["scontrol", "requeue", job], env=slurm_env, check=True)
+        subprocess.run(["scontrol", "requeue", job], env=slurm_env, check=True, timeout=60)
         # SLURM holds a requeued job back for two minutes; let it start again at once.
         wait_until(lambda: job_state(slurm_env, job) == "PENDING", 60)
-        subprocess.run(["scontrol", "update", f"JobId={job}", "StartTime=now"], env=slurm_env, check=True)
+        subprocess.run(["scontrol", "update", f"JobId={job}", "StartTime=now"], env=slurm_env, check=True, timeout=60)
         output, _ = run.communicate(timeout=600)
     finally:
-        if run.poll() is None:
-            run.kill()
+        if run.poll() is None:  # a failed assertion above: stop Snakemake (timeout passes TERM on), then kill
+            run.terminate()
+            try:
+                run.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                run.kill()
     assert run.returncode == 0, output[-6000:]
     log = (workdir / "results/requeue/logs/train/synthetic_2d/least_squares/seeds0-1.log").read_text()
     resumed = re.search(r"resumed from checkpoint \S+ after epoch (\d+)", log)
@@ -205,7 +210,8 @@ def test_a_requeued_training_job_resumes_from_its_checkpoint(slurm_env, tmp_path
 
 
 def job_state(env, job: str) -> str:
-    return subprocess.run(["squeue", "-h", "-j", job, "-o", "%T"], env=env, capture_output=True, text=True).stdout.strip()
+    return subprocess.run(["squeue", "-h", "-j", job, "-o", "%T"], env=env, capture_output=True, text=True,
+                          timeout=60).stdout.strip()
 
 
 def wait_until(condition, seconds: float) -> None:
