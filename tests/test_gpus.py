@@ -11,8 +11,7 @@ import time
 import pytest
 
 from targetcodec.benchmark.gpus import claimed_gpus, visible_gpus
-
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from workflow_helpers import REPO
 
 # A job that claims one GPU, says which, and holds it until killed or told to stop (a line on stdin).
 HOLDER = """
@@ -68,7 +67,7 @@ def test_a_multi_gpu_claim_takes_distinct_gpus(tmp_path):
 
 
 def start_holder(lock_dir, gpus="0,1"):
-    env = dict(os.environ, CUDA_VISIBLE_DEVICES=gpus, PYTHONPATH=REPO)
+    env = dict(os.environ, CUDA_VISIBLE_DEVICES=gpus, PYTHONPATH=str(REPO))
     return subprocess.Popen([sys.executable, "-c", HOLDER, str(lock_dir)], env=env, stdin=subprocess.PIPE,
                             stdout=subprocess.PIPE, text=True)
 
