@@ -2,7 +2,8 @@
 #
 #   snakemake --cores all                                  # the paper's grid (config.yaml)
 #   snakemake --cores all --configfile presets/demo.yaml   # offline demo, minutes on a laptop
-#   snakemake --profile profiles/slurm                     # on a SLURM GPU cluster
+#   snakemake --profile profiles/slurm                     # on a SLURM GPU cluster (docs/slurm.md)
+#   snakemake --profile profiles/local-gpu                 # one machine, a GPU per training job
 #
 # Rules live in workflow/rules/, the scripts they run in workflow/scripts/, and the method itself
 # in the importable package targetcodec/.

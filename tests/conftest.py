@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from targetcodec.pack import SplitData
+from workflow_helpers import copy_workflow, snakemake
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("TARGETCODEC_SHARED_DATA", REPO.parent / "shared" / "data"))
@@ -28,3 +29,11 @@ def shared_data():
     if not SHARED_DATA.is_dir():
         pytest.skip(f"real data folder {SHARED_DATA} not present (set TARGETCODEC_SHARED_DATA)")
     return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory):
+    """The tiny preset run locally once per session (the workflow tests and the SLURM comparison use it)."""
+    workdir = copy_workflow(tmp_path_factory.mktemp("tiny"))
+    snakemake(workdir, "--cores", "2", "--configfile", "presets/tiny.yaml")
+    return workdir, workdir / "results" / "tiny"

@@ -18,13 +18,6 @@ CONFIGURATIONS = 2 + 5 * 2  # least squares, Huber, and five methods at k = 3, 5
 K_SWEEP_EXTRA = 2  # soft binning and trained codec at k = 7
 
 
-@pytest.fixture(scope="module")
-def tiny_run(tmp_path_factory):
-    workdir = copy_workflow(tmp_path_factory.mktemp("tiny"))
-    snakemake(workdir, "--cores", "2", "--configfile", "presets/tiny.yaml")
-    return workdir, workdir / "results" / "tiny"
-
-
 def test_every_table_and_figure_exists(tiny_run):
     _, results = tiny_run
     for table in TABLES:

@@ -25,9 +25,9 @@ def copy_workflow(dest: Path, git: bool = True) -> Path:
     return dest
 
 
-def snakemake(workdir: Path, *args, timeout=900, check=True) -> subprocess.CompletedProcess:
+def snakemake(workdir: Path, *args, timeout=900, check=True, env=None) -> subprocess.CompletedProcess:
     cmd = [sys.executable, "-m", "snakemake", *args]
-    proc = subprocess.run(cmd, cwd=workdir, capture_output=True, text=True, timeout=timeout)
+    proc = subprocess.run(cmd, cwd=workdir, capture_output=True, text=True, timeout=timeout, env=env)
     if check and proc.returncode != 0:
         raise AssertionError(f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stdout[-4000:]}\n{proc.stderr[-8000:]}")
     return proc

@@ -3,6 +3,7 @@ the benchmark's configurations: ``least_squares``, ``end_to_end-k25``, ... (meth
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass
 
@@ -121,12 +122,14 @@ def choose_device(requested: str, log=print):
     else the CPU, said in the log. ``cpu``, ``cuda`` or ``cuda:N`` are taken as given."""
     import torch
 
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES", "unset")
     if requested == "auto":
         if torch.cuda.is_available():
             device = torch.device("cuda")
-            log(f"device: {torch.cuda.get_device_name(device)} (CUDA_VISIBLE_DEVICES={__import__('os').environ.get('CUDA_VISIBLE_DEVICES', 'unset')})")
+            log(f"device: {torch.cuda.get_device_name(device)} (CUDA_VISIBLE_DEVICES={visible})")
             return device
-        log("device: no GPU visible to this job, training on the CPU")
+        log(f"device: the CPU, as torch {torch.__version__} sees no GPU (CUDA_VISIBLE_DEVICES={visible}, "
+            f"torch built for CUDA {torch.version.cuda or 'none'})")
         return torch.device("cpu")
     device = torch.device(requested)
     if device.type == "cuda" and not torch.cuda.is_available():

@@ -22,6 +22,6 @@ rule sweep:
         f"{RESULTS}/benchmarks/sweep/{{param}}/{{dataset}}/{{config}}.tsv"
     threads: config["threads"]
     resources:
-        runtime=120,
+        **TRAINING_RESOURCES,
     script:
         "../scripts/sweep.py"

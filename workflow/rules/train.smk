@@ -26,6 +26,6 @@ for pack in PACKS:
             f"{RESULTS}/benchmarks/train/{{dataset}}/{{config}}/{pack_name}.tsv"
         threads: config["threads"]
         resources:
-            runtime=120,
+            **TRAINING_RESOURCES,
         script:
             "../scripts/train.py"

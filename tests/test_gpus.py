@@ -1,0 +1,93 @@
+"""The local GPU pool: each training job on a machine with several GPUs gets GPUs of its own.
+Tested on CPUs with made-up GPU names in CUDA_VISIBLE_DEVICES."""
+
+import os
+import select
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from targetcodec.benchmark.gpus import claimed_gpus, visible_gpus
+from workflow_helpers import REPO
+
+# A job that claims one GPU, says which, and holds it until killed or told to stop (a line on stdin).
+HOLDER = """
+import os, sys
+from targetcodec.benchmark.gpus import claimed_gpus
+with claimed_gpus(1, log=lambda m: None, lock_dir=sys.argv[1], poll_seconds=0.05):
+    print(os.environ["CUDA_VISIBLE_DEVICES"], flush=True)
+    sys.stdin.readline()
+"""
+
+
+@pytest.mark.parametrize("value, gpus", [
+    ("0,1,2", ["0", "1", "2"]),
+    ("3", ["3"]),
+    ("GPU-8a1b,GPU-77ff", ["GPU-8a1b", "GPU-77ff"]),
+    ("", []),
+    ("-1", []),
+    ("2,-1,3", ["2"]),  # CUDA stops at the first invalid entry
+])
+def test_visible_gpus_follow_cuda_visible_devices(value, gpus):
+    assert visible_gpus({"CUDA_VISIBLE_DEVICES": value}) == gpus
+
+
+def test_a_job_that_sees_several_gpus_gets_one_of_its_own(tmp_path):
+    env = {"CUDA_VISIBLE_DEVICES": "0,1"}
+    lines = []
+    with claimed_gpus(1, log=lines.append, lock_dir=tmp_path, environ=env) as first:
+        assert env["CUDA_VISIBLE_DEVICES"] == first[0] and first[0] in ("0", "1")
+        other = {"CUDA_VISIBLE_DEVICES": "0,1"}
+        with claimed_gpus(1, log=lines.append, lock_dir=tmp_path, environ=other) as second:
+            assert second != first and other["CUDA_VISIBLE_DEVICES"] == second[0]
+    assert env == {"CUDA_VISIBLE_DEVICES": "0,1"}  # restored after the block
+    assert any("GPU pool: this job uses GPU" in line for line in lines)
+
+
+def test_a_job_given_its_gpus_claims_nothing(tmp_path):
+    """Under SLURM the job sees exactly the GPUs it was given; a job that asked for none keeps its view."""
+    for env, requested in (({"CUDA_VISIBLE_DEVICES": "1"}, 1), ({"CUDA_VISIBLE_DEVICES": "0,1"}, 2),
+                           ({"CUDA_VISIBLE_DEVICES": "0,1"}, 0), ({"CUDA_VISIBLE_DEVICES": ""}, 1)):
+        before = dict(env)
+        with claimed_gpus(requested, lock_dir=tmp_path / "locks", environ=env) as gpus:
+            assert env == before and gpus == visible_gpus(before)
+    assert not (tmp_path / "locks").exists()
+
+
+def test_a_multi_gpu_claim_takes_distinct_gpus(tmp_path):
+    env = {"CUDA_VISIBLE_DEVICES": "0,1,2,3"}
+    with claimed_gpus(2, lock_dir=tmp_path, environ=env) as pair:
+        other = {"CUDA_VISIBLE_DEVICES": "0,1,2,3"}
+        with claimed_gpus(2, lock_dir=tmp_path, environ=other) as rest:
+            assert sorted(pair + rest) == ["0", "1", "2", "3"]
+            assert other["CUDA_VISIBLE_DEVICES"] == ",".join(rest)
+
+
+def start_holder(lock_dir, gpus="0,1"):
+    env = dict(os.environ, CUDA_VISIBLE_DEVICES=gpus, PYTHONPATH=str(REPO))
+    return subprocess.Popen([sys.executable, "-c", HOLDER, str(lock_dir)], env=env, stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, text=True)
+
+
+@pytest.mark.timeout(120)
+def test_processes_share_the_gpus_and_a_killed_job_frees_its_gpu(tmp_path):
+    procs = [start_holder(tmp_path), start_holder(tmp_path)]
+    try:
+        a, b = (proc.stdout.readline().strip() for proc in procs)
+        assert {a, b} == {"0", "1"}
+        procs.append(start_holder(tmp_path))  # both GPUs taken: it waits
+        waiting = procs[-1]
+        time.sleep(1.5)
+        assert waiting.poll() is None and not select.select([waiting.stdout], [], [], 0)[0]
+        procs[0].send_signal(signal.SIGKILL)  # a job killed mid-run: the kernel drops its lock
+        assert waiting.stdout.readline().strip() == a
+        waiting.stdin.write("\n")
+        waiting.stdin.flush()
+        assert waiting.wait(timeout=30) == 0
+    finally:
+        for proc in procs:
+            proc.kill()
+            proc.wait()
