@@ -34,8 +34,8 @@ def test_training_jobs_alone_ask_for_gpus(workdir, config, gpus):
     """Every rule that trains, however seeds are packed (train_seed0, ...), asks for the configured GPUs
     and CPUs; no other rule asks for a GPU. No profile needs a list of rule names for that."""
     jobs = planned_resources(workdir, *TINY, "--config", "pack_size=1", *config)
-    training = {name for name in jobs if name.startswith("train")}
-    assert training == {"train_seed0", "train_seed1"}
+    training = {name for name in jobs if name.startswith(("train", "sweep"))}
+    assert training == {"train_seed0", "train_seed1", "sweep"}
     for name, resources in jobs.items():
         for job in resources:
             if name in training:

@@ -107,7 +107,7 @@ def test_every_job_went_through_sbatch(tiny_slurm_run):
 def test_training_jobs_and_only_they_were_given_a_gpu(tiny_slurm_run):
     workdir, _, jobs = tiny_slurm_run
     for job in jobs:
-        training = rule_of(job["comment"]).startswith("train")
+        training = rule_of(job["comment"]).startswith(("train", "sweep"))
         assert ("gres/gpu=1" in job["tres"]) == training, job
         assert ("cpu=2" in job["tres"]) == training, job  # training_resources: cpus_per_task 2
     record = json.loads((workdir / "results/tiny/runs/diabetes/end_to_end-k3/seed0.json").read_text())
@@ -121,7 +121,7 @@ def test_results_equal_a_local_run(tiny_slurm_run, tiny_run):
     workdir, _, _ = tiny_slurm_run
     _, local = tiny_run
     runs = sorted(p.relative_to(local) for p in (local / "runs").rglob("*.json"))
-    assert len(runs) == 2 * 12 * 2
+    assert len(runs) == 2 * 13 * 2  # datasets x (12 configurations + 1 of the k sweep) x seeds
     for path in runs:
         on_slurm, here = (json.loads((root / path).read_text()) for root in (workdir / "results/tiny", local))
         for key in ("metrics", "val_mae_history", "epochs_trained", "best_epoch", "hyperparameters", "settings"):
@@ -132,8 +132,10 @@ def test_results_equal_a_local_run(tiny_slurm_run, tiny_run):
 
 def test_a_failing_job_fails_the_workflow_and_names_its_logs(slurm_env, tmp_path):
     workdir = copy_workflow(tmp_path / "failing")
+    # a file without the target column: the DAG is fine, the prepare job fails on the cluster
+    (workdir / "broken.csv").write_text("a,b\n" + "".join(f"{i},{i % 7}\n" for i in range(50)))
     (workdir / "broken.yaml").write_text(
-        "datasets:\n  broken: {source: file, path: no_such_file.csv, target: y}\nrun_datasets: [broken]\n")
+        "datasets:\n  broken: {source: file, path: broken.csv, target: no_such_column}\nrun_datasets: [broken]\n")
     proc = slurm_snakemake(workdir, slurm_env, "results/tiny/prepared/broken.npz",
                            "--configfile", "presets/tiny.yaml", "broken.yaml", limit=300)
     output = proc.stdout + proc.stderr
@@ -143,8 +145,8 @@ def test_a_failing_job_fails_the_workflow_and_names_its_logs(slurm_env, tmp_path
     assert slurm_log, output[-4000:]
     rule_log = workdir / "results/tiny/logs/prepare/broken.log"
     assert "results/tiny/logs/prepare/broken.log" in output
-    assert "no_such_file.csv" in Path(slurm_log[0]).read_text()  # the job's error is in the log named
-    assert "FAILED" in rule_log.read_text() and "no_such_file.csv" in rule_log.read_text()
+    assert "no_such_column" in Path(slurm_log[0]).read_text()  # the job's error is in the log named
+    assert "FAILED" in rule_log.read_text() and "no_such_column" in rule_log.read_text()
     assert not (workdir / "results/tiny/prepared/broken.npz").exists()
 
 
@@ -156,6 +158,7 @@ datasets:
 methods: [least_squares]
 training:
   mlp: {max_epochs: 100, patience: 100, batch_size: 16}   # about 10 s: time to requeue it mid-run
+sweeps: {lr: {enabled: false}, lambda_kl: {enabled: false}, k: {enabled: false}}
 """
 
 

@@ -15,7 +15,7 @@ FIGURES = ["figure2_encoders", "figure3_mae_normalised", "figure4_top_mae_averag
            "figure5_rmse_r2_average", "figure6_rmse_normalised", "figure7_r2_normalised", "figure8_fixed_grid_encoder",
            "figure9_learnt_encoder"]
 CONFIGURATIONS = 2 + 5 * 2  # least squares, Huber, and five methods at k = 3, 5
-K_SWEEP_EXTRA = 2  # soft binning and trained codec at k = 7
+K_SWEEP_EXTRA = 1  # soft binning at k = 7
 
 
 def test_every_table_and_figure_exists(tiny_run):
@@ -112,9 +112,9 @@ def test_every_job_has_a_log_and_a_benchmark(tiny_run):
     _, results = tiny_run
     logs = list((results / "logs").rglob("*.log"))
     benchmarks = list((results / "benchmarks").rglob("*.tsv"))
-    # per dataset: prepare, 3 pretrain_codec (trained codec at k = 3, 5, 7), 14 train, 14 lr sweeps, 2 lambda sweeps;
+    # per dataset: prepare, 2 pretrain_codec (trained codec at k = 3, 5), 13 train, 13 lr sweeps, 2 lambda sweeps;
     # then aggregate, aggregate_sweeps, tables, table6, figures, figure4_centre, figure4_bottom, encoder_figures
-    assert len(logs) == len(benchmarks) == 2 * (1 + 3 + 14 + 14 + 2) + 8
+    assert len(logs) == len(benchmarks) == 2 * (1 + 2 + 13 + 13 + 2) + 8
     train_log = (results / "logs" / "train" / "diabetes" / "least_squares" / "seeds0-1.log").read_text()
     assert "epoch 1/4" in train_log and "test MAE" in train_log
 
@@ -142,8 +142,8 @@ def test_changing_the_sweep_grid_reruns_sweeps_runs_and_reports_only(tiny_run):
     workdir, _ = tiny_run
     proc = snakemake(workdir, "-n", "--configfile", "presets/tiny.yaml", "--config", "sweeps={lr: {grid: [0.001, 0.01]}}")
     jobs = planned_jobs(proc)
-    assert jobs["sweep"] == 2 * (14 + 2)  # every learning-rate sweep, and the lambda sweeps that use its choice
-    assert jobs["train"] == 2 * 14
+    assert jobs["sweep"] == 2 * (13 + 2)  # every learning-rate sweep, and the lambda sweeps that use its choice
+    assert jobs["train"] == 2 * 13
     for rule in ("aggregate", "aggregate_sweeps", "tables", "table6", "figures", "figure4_centre", "figure4_bottom"):
         assert jobs[rule] == 1, rule
     for rule in ("prepare", "pretrain_codec", "encoder_figures"):
@@ -179,9 +179,28 @@ def test_adding_a_dataset_runs_only_its_jobs(tiny_run):
     out = proc.stdout + proc.stderr
     stats = out[out.index("Job stats:"):].split("\n\n")[0]
     counts = {line.split()[0]: int(line.split()[1]) for line in stats.splitlines()[3:] if line.split()[0] != "total"}
-    per_dataset = {"prepare": 1, "pretrain_codec": 3, "train": 14, "sweep": 14 + 2}  # 14 configurations, 2 lambda sweeps
+    per_dataset = {"prepare": 1, "pretrain_codec": 2, "train": 13, "sweep": 13 + 2}  # 13 configurations, 2 lambda sweeps
     reports = ["aggregate", "aggregate_sweeps", "tables", "table6", "figures", "figure4_centre", "figure4_bottom", "all"]
     assert counts == {"download_dataset": 1, **{rule: 2 * n for rule, n in per_dataset.items()}, **dict.fromkeys(reports, 1)}, stats
     datasets = {line.split("dataset=")[1].split(",")[0] for line in out.splitlines() if "dataset=" in line}
     assert datasets == {"mine", "ailerons_copy"}
     assert "output: cache/ailerons_copy.parquet" in out  # only the network dataset is downloaded
+
+
+def test_selected_lambda_is_swept_before_the_reported_runs(tmp_path):
+    """end_to_end.lambda_kl: selected: the learning-rate sweep runs at the paper's lambda_KL, the
+    lambda_KL sweep at the selected learning rate, and the reported runs use both choices."""
+    workdir = copy_workflow(tmp_path / "selected", git=False)
+    (workdir / "selected.yaml").write_text(
+        "run_datasets: [synthetic_2d]\nmethods: [least_squares, end_to_end]\nk_values: [3]\nend_to_end: {lambda_kl: selected}\n"
+        "sweeps: {k: {enabled: false}}\nfigures: {k: 3}\n")
+    snakemake(workdir, "--cores", "2", "--configfile", "presets/tiny.yaml", "selected.yaml")
+    results = workdir / "results" / "tiny"
+    lr_sweep = pd.read_parquet(results / "sweeps/lr/synthetic_2d/end_to_end-k3.parquet")
+    assert (lr_sweep["lambda_kl"] == 0.068).all()
+    chosen_lr = json.loads((results / "selected/lr/synthetic_2d/end_to_end-k3.json").read_text())["value"]
+    chosen_kl = json.loads((results / "selected/lambda_kl/synthetic_2d/end_to_end-k3.json").read_text())["value"]
+    kl_sweep = pd.read_parquet(results / "sweeps/lambda_kl/synthetic_2d/end_to_end-k3.parquet")
+    assert (kl_sweep["lr"] == chosen_lr).all()
+    run = json.loads((results / "runs/synthetic_2d/end_to_end-k3/seed0.json").read_text())
+    assert run["hyperparameters"]["lr"] == chosen_lr and run["hyperparameters"]["lambda_kl"] == chosen_kl

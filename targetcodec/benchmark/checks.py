@@ -50,7 +50,7 @@ def check_config(config: dict) -> None:
         if config["end_to_end"][param] == "selected" and not config["sweeps"][param]["enabled"]:
             raise ValueError(f"config key 'end_to_end.{param}': 'selected' needs 'sweeps.{param}.enabled: true'")
     if config["significance"]["reference"] not in config["methods"]:
-        raise ValueError(f"config key 'significance.reference': {config['significance']['reference']!r} is not in 'methods'")
+        raise ValueError(f"config key 'significance.reference': {config['significance']['reference']!r} is not in 'methods' (tables and figures compare every method with it: add it)")
     uses_k = [m for m in config["methods"] if m not in ("least_squares", "huber")]
     if uses_k and config["figures"]["k"] not in config["k_values"]:
         raise ValueError(f"config key 'figures.k': {config['figures']['k']} is not one of k_values {config['k_values']}")
