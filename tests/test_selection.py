@@ -59,3 +59,16 @@ def test_markers_say_better_or_worse():
     # for R^2, higher is better: the same numbers flip the verdicts
     r2 = pd.DataFrame(rows).rename(columns={"test_mae": "test_r2"})
     assert significance_markers(r2, "r2", 0.05, higher_is_better=True)[("end_to_end-k5", "d")] == " (-)"
+
+
+def test_a_selected_lambda_without_a_sweep_result():
+    """A lambda set to "selected" errors where it must come from a sweep, and takes the paper's
+    value (Appendix B) where the runs do not depend on it or come before its sweep."""
+    from targetcodec.benchmark.settings import run_specs
+
+    config = {"datasets": {"d": {"source": "synthetic"}}, "training": {"mlp": {"lr": 1e-3}},
+              "end_to_end": {"lambda_kl": "selected", "lambda_auto": "selected", "lambda_pred": 1.0}}
+    with pytest.raises(ValueError, match="config key 'end_to_end.lambda_kl' is 'selected'"):
+        run_specs(config, "d", [0])
+    [spec] = run_specs(config, "d", [0], unselected="paper", lambda_auto=0.5)
+    assert (spec.lambda_kl, spec.lambda_auto, spec.lr) == (0.068, 0.5, 1e-3)

@@ -104,15 +104,22 @@ def method_settings(config: dict) -> MethodSettings:
     )
 
 
-def run_specs(config: dict, dataset: str, seeds: list[int], lr: float | None = None, **overrides) -> list[RunSpec]:
+def run_specs(config: dict, dataset: str, seeds: list[int], lr: float | None = None, unselected: str = "error",
+              **overrides) -> list[RunSpec]:
     """One RunSpec per seed with the configured learning rate and lambdas, or the given overrides
-    (values selected by sweeps)."""
+    (values selected by sweeps).
+
+    ``unselected`` says what a value that config.yaml sets to "selected" takes when no override gives
+    it: "error", or "paper", RunSpec's default (Appendix B), for runs it does not enter (methods
+    other than end to end) or that come before its sweep (the learning-rate sweep)."""
     e2e = config["end_to_end"]
     lr = lr if lr is not None else config["training"][model_kind(config, dataset)]["lr"]
     values = dict(lr=lr, lambda_kl=e2e["lambda_kl"], lambda_auto=e2e["lambda_auto"], lambda_pred=e2e["lambda_pred"])
     values.update(overrides)
     unresolved = [k for k, v in values.items() if v == "selected"]
-    if unresolved:
+    if unresolved and unselected == "paper":
+        values.update({k: RunSpec.__dataclass_fields__[k].default for k in unresolved})
+    elif unresolved:
         raise ValueError(f"config key 'end_to_end.{unresolved[0]}' is 'selected' but no sweep result was given")
     return [RunSpec(seed=s, **values) for s in seeds]
 

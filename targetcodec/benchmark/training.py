@@ -20,12 +20,6 @@ from .selection import select_best
 from .settings import Configuration, architecture, choose_device, method_settings, run_specs, training_config
 
 SWEPT = ("lr", "lambda_kl", "lambda_auto")
-PAPER_LAMBDAS = {"lambda_kl": 0.068, "lambda_auto": 1.0}  # Appendix B (lambda_auto: ours)
-
-
-def _paper_lambdas_for_selected(config: dict) -> dict[str, float]:
-    """The paper's values of the lambdas that config.yaml sets to "selected"."""
-    return {name: value for name, value in PAPER_LAMBDAS.items() if config["end_to_end"][name] == "selected"}
 
 
 def read_selected(paths) -> dict[str, float]:
@@ -65,9 +59,8 @@ def train_configuration(config: dict, dataset: str, label: str, seeds: list[int]
     chosen = read_selected(selected_paths)
     if chosen:
         log(f"hyper-parameters selected by sweeps: {chosen}")
-    if configuration.method != "end_to_end":  # the lambdas of eq. (8) do not enter other methods
-        chosen = {**_paper_lambdas_for_selected(config), **chosen}
-    runs = run_specs(config, dataset, seeds, **chosen)
+    # the lambdas of eq. (8) do not enter other methods: they need no sweep result
+    runs = run_specs(config, dataset, seeds, unselected="error" if configuration.method == "end_to_end" else "paper", **chosen)
     log(f"{dataset} / {label}: {len(runs)} runs in one pack (seeds {seeds}), {len(data.y_train)} training rows, "
         f"{arch.kind.upper()}, up to {training.max_epochs} epochs, patience {training.patience}, lr {runs[0].lr:g}")
     started = dt.datetime.now(dt.timezone.utc)
@@ -97,11 +90,11 @@ def sweep_configuration(config: dict, dataset: str, label: str, param: str, grid
     chosen = read_selected(selected_paths)
     chosen.pop(param, None)
     # a lambda that the reported runs take from its own sweep ("selected") is not known yet when the
-    # learning rate is swept: that sweep uses the paper's value (Appendix B)
-    chosen = {**{k: v for k, v in _paper_lambdas_for_selected(config).items() if k != param}, **chosen}
-    runs = [spec for value in grid for spec in run_specs(config, dataset, seeds, **(chosen | {param: float(value)}))]
-    log(f"sweep of {param} for {dataset} / {label}: {len(grid)} values x {len(seeds)} seeds = {len(runs)} runs in one pack"
-        + (f", with {chosen}" if chosen else ""))
+    # learning rate is swept: that sweep uses the paper's value
+    runs = [spec for value in grid for spec in run_specs(config, dataset, seeds, unselected="paper", **(chosen | {param: float(value)}))]
+    others = {name: getattr(runs[0], name) for name in ("lr", "lambda_kl", "lambda_auto", "lambda_pred") if name != param}
+    log(f"sweep of {param} for {dataset} / {label}: {len(grid)} values x {len(seeds)} seeds = {len(runs)} runs in one pack, "
+        f"with {others}")
     t0 = time.perf_counter()
     results = train_pack(data, method, runs, k=configuration.k, codec=codec, architecture=arch, training=training,
                          settings=settings, device=device, log=log, checkpoint=checkpoint)
