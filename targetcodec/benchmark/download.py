@@ -24,7 +24,7 @@ def ensure_cached(key: str, spec: dict, cache_dir: Path | str, policy: DownloadP
     source = get_source(key, spec)
     if not source.needs_network:
         return []
-    official = source.official_digest(key, spec) if source.official_digest else None
+    official = source.publisher_checksum(key, spec)
     files = source.cache_files(key, spec, cache_dir)
     checks = [check_file(path, key, spec, official) for path in files]
     for c in checks:

@@ -20,7 +20,7 @@ from sklearn.preprocessing import MinMaxScaler
 
 from ..data import SplitData
 from .paper import compare_with_table1
-from .rawdata import DataSourceError, RawData
+from .rawdata import DataSourceError, RawData, is_text
 
 ID_NAME = re.compile(r"^(id|index|unnamed: ?\d+|.*_id|instant|row)$", re.IGNORECASE)
 
@@ -56,7 +56,7 @@ def select_numeric_features(table: pd.DataFrame, targets: list[str], drop: list[
         s = table[col]
         if ID_NAME.match(str(col)):
             dropped[col] = "identifier"
-        elif pd.api.types.is_datetime64_any_dtype(s) or (_is_text(s) and _looks_like_dates(s)):
+        elif pd.api.types.is_datetime64_any_dtype(s) or (is_text(s) and _looks_like_dates(s)):
             dropped[col] = "date"
         elif not pd.api.types.is_numeric_dtype(s) or pd.api.types.is_bool_dtype(s):
             dropped[col] = "categorical"
@@ -67,11 +67,6 @@ def select_numeric_features(table: pd.DataFrame, targets: list[str], drop: list[
     if not keep:
         raise DataSourceError(f"dataset {dataset!r}: no numeric feature left after the preprocessing rules ({dropped})")
     return table[keep].astype(np.float64), y.astype(np.float64), dropped
-
-
-def _is_text(s: pd.Series) -> bool:
-    # object columns, or pandas' own string dtype (the default for text from pandas 3 on)
-    return pd.api.types.is_object_dtype(s) or pd.api.types.is_string_dtype(s)
 
 
 def _looks_like_dates(s: pd.Series) -> bool:

@@ -54,6 +54,14 @@ class Source:
     def needs_network(self) -> bool:
         return self.fetch is not None
 
+    def publisher_checksum(self, key: str, spec: dict) -> tuple[str, str] | None:
+        return self.official_digest(key, spec) if self.official_digest else None
+
+
+def is_text(column: pd.Series) -> bool:
+    """Object columns, or pandas' own string dtype (the default for text from pandas 3 on)."""
+    return pd.api.types.is_object_dtype(column) or pd.api.types.is_string_dtype(column)
+
 
 def targets_of(key: str, spec: dict) -> list[str]:
     """The target column(s) of a tabular dataset entry (config key ``datasets.<key>.target``)."""

@@ -16,6 +16,7 @@ import pandas as pd
 from . import medmnist_source, openml_source, uci_source
 from .cache import FileCheck, verified_files
 from .rawdata import DataSourceError, RawData, Source, targets_of
+from .table_sources import read_table
 
 __all__ = ["DataSourceError", "RawData", "Source", "SOURCES", "get_source", "load_dataset", "raw_files",
            "load_verified", "synthetic_table"]
@@ -27,10 +28,7 @@ def load_file(key: str, spec: dict, cache_dir: Path) -> RawData:
     if not path.exists():
         raise DataSourceError(f"dataset {key!r}: file {path} (config key 'datasets.{key}.path') does not exist")
     try:
-        if path.suffix.lower() in (".parquet", ".pq"):
-            table = pd.read_parquet(path)
-        else:
-            table = pd.read_csv(path, sep=spec.get("separator", ","))
+        table = read_table(path, spec.get("separator", ","))
     except Exception as e:  # pandas raises many types for unreadable files
         raise DataSourceError(f"dataset {key!r}: cannot read {path}: {e}") from e
     return RawData(table=table, targets=targets_of(key, spec), description=f"file {path}")
@@ -108,7 +106,7 @@ def raw_files(key: str, spec: dict, cache_dir: Path | str) -> list[Path]:
 def load_verified(key: str, spec: dict, cache_dir: Path | str) -> tuple[RawData, list[FileCheck]]:
     """Check the dataset's files against their recorded checksums, then load it."""
     source = get_source(key, spec)
-    official = source.official_digest(key, spec) if source.official_digest else None
+    official = source.publisher_checksum(key, spec)
     checks = verified_files(key, spec, raw_files(key, spec, cache_dir), official, missing_ok=not source.needs_network)
     return source.load(key, spec, Path(cache_dir)), checks
 

@@ -30,7 +30,8 @@ def table_cache_file(key: str, cache_dir: Path) -> Path:
 
 
 def read_table(path: Path, separator: str = ",") -> pd.DataFrame:
-    if path.suffix == ".parquet":
+    """A CSV or parquet file (by its suffix), as the cache and the ``file`` source hold them."""
+    if path.suffix.lower() in (".parquet", ".pq"):
         return pd.read_parquet(path)
     return pd.read_csv(path, sep=separator)
 

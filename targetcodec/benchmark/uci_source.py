@@ -15,7 +15,7 @@ import pandas as pd
 from . import table_sources
 from .cache import offline_hint
 from .network import DownloadPolicy, with_retries
-from .rawdata import DataSourceError, Source
+from .rawdata import DataSourceError, Source, is_text
 
 
 def api_url(dataset_id: int) -> str:
@@ -60,10 +60,6 @@ def with_missing_values_as_nan(table: pd.DataFrame, metadata) -> pd.DataFrame:
         if converted.notna().sum() == table[column].notna().sum():
             table[column] = converted
     return table
-
-
-def is_text(column: pd.Series) -> bool:
-    return pd.api.types.is_object_dtype(column) or pd.api.types.is_string_dtype(column)
 
 
 SOURCE = Source("uci", table_sources.load, fetch, table_sources.cache_files)
