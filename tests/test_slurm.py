@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from workflow_helpers import REPO, copy_workflow, snakemake
+from workflow_helpers import REPO, copy_workflow, job_counts, snakemake
 
 pytestmark = [pytest.mark.slurm, pytest.mark.slow]
 
@@ -67,12 +67,6 @@ def sacct(env, *args) -> list[list[str]]:
     out = subprocess.run(["sacct", "--parsable2", "--noheader", "--starttime", since, *args], env=env,
                          capture_output=True, text=True, check=True, timeout=60).stdout
     return [line.split("|") for line in out.splitlines() if line]
-
-
-def job_counts(snakemake_output: str) -> dict[str, int]:
-    """Snakemake's own "Job stats" table: jobs per rule."""
-    table = snakemake_output.split("Job stats:", 1)[1].split("total", 1)[0]
-    return {rule: int(count) for rule, count in re.findall(r"^(\w+)\s+(\d+)$", table, re.M)}
 
 
 def rule_of(comment: str) -> str:

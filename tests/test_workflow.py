@@ -6,7 +6,7 @@ import subprocess
 import pandas as pd
 import pytest
 
-from workflow_helpers import copy_workflow, snakemake
+from workflow_helpers import copy_workflow, job_counts, snakemake
 
 pytestmark = pytest.mark.slow
 
@@ -125,23 +125,10 @@ def test_second_run_has_nothing_to_do(tiny_run):
     assert "Nothing to be done" in proc.stdout + proc.stderr
 
 
-def planned_jobs(proc) -> dict[str, int]:
-    """The "Job stats" table of a dry run: {rule: count}."""
-    out = proc.stdout + proc.stderr
-    table = out[out.index("Job stats:"):].splitlines()[3:]
-    jobs = {}
-    for line in table:
-        parts = line.split()
-        if len(parts) != 2 or parts[0] == "total":
-            break
-        jobs[parts[0]] = int(parts[1])
-    return jobs
-
-
 def test_changing_the_sweep_grid_reruns_sweeps_runs_and_reports_only(tiny_run):
     workdir, _ = tiny_run
     proc = snakemake(workdir, "-n", "--configfile", "presets/tiny.yaml", "--config", "sweeps={lr: {grid: [0.001, 0.01]}}")
-    jobs = planned_jobs(proc)
+    jobs = job_counts(proc.stdout + proc.stderr)
     assert jobs["sweep"] == 2 * (13 + 2)  # every learning-rate sweep, and the lambda sweeps that use its choice
     assert jobs["train"] == 2 * 13
     for rule in ("aggregate", "aggregate_sweeps", "tables", "table6", "figures", "figure4_centre", "figure4_bottom"):
@@ -177,11 +164,10 @@ def test_adding_a_dataset_runs_only_its_jobs(tiny_run):
         "  ailerons_copy: {code: AC, source: openml, id: 44137, target: goal}\n")
     proc = snakemake(workdir, "-n", "--configfile", "presets/tiny.yaml", "added.yaml")
     out = proc.stdout + proc.stderr
-    stats = out[out.index("Job stats:"):].split("\n\n")[0]
-    counts = {line.split()[0]: int(line.split()[1]) for line in stats.splitlines()[3:] if line.split()[0] != "total"}
+    counts = job_counts(out)
     per_dataset = {"prepare": 1, "pretrain_codec": 2, "train": 13, "sweep": 13 + 2}  # 13 configurations, 2 lambda sweeps
     reports = ["aggregate", "aggregate_sweeps", "tables", "table6", "figures", "figure4_centre", "figure4_bottom", "all"]
-    assert counts == {"download_dataset": 1, **{rule: 2 * n for rule, n in per_dataset.items()}, **dict.fromkeys(reports, 1)}, stats
+    assert counts == {"download_dataset": 1, **{rule: 2 * n for rule, n in per_dataset.items()}, **dict.fromkeys(reports, 1)}, counts
     datasets = {line.split("dataset=")[1].split(",")[0] for line in out.splitlines() if "dataset=" in line}
     assert datasets == {"mine", "ailerons_copy"}
     assert "output: cache/ailerons_copy.parquet" in out  # only the network dataset is downloaded

@@ -1,5 +1,6 @@
 """Run the project's Snakemake workflow on a copy of it in a temporary folder."""
 
+import re
 import shutil
 import subprocess
 import sys
@@ -31,3 +32,9 @@ def snakemake(workdir: Path, *args, timeout=900, check=True, env=None) -> subpro
     if check and proc.returncode != 0:
         raise AssertionError(f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stdout[-4000:]}\n{proc.stderr[-8000:]}")
     return proc
+
+
+def job_counts(snakemake_output: str) -> dict[str, int]:
+    """Snakemake's own "Job stats" table (printed by a run and a dry run): {rule: jobs}."""
+    table = snakemake_output.split("Job stats:", 1)[1].split("total", 1)[0]
+    return {rule: int(count) for rule, count in re.findall(r"^(\w+)\s+(\d+)$", table, re.M)}
