@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from targetcodec import METHODS, Architecture, MethodSettings, RunSpec, TrainingConfig, codec_for_method, train_pack
-from targetcodec.pack import SplitData
+from targetcodec.data import SplitData
 from targetcodec.reference import train_single_run
 
 

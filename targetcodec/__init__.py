@@ -8,7 +8,9 @@ The library has no Snakemake dependency:
 - ``targetcodec.methods``: the seven methods of the benchmark;
 - ``targetcodec.pack``: batched training of a pack of runs (seeds, sweep values) as one model;
 - ``targetcodec.estimator``: a scikit-learn style regressor for one's own data;
-- ``targetcodec.benchmark``: data sources, preparation, results, tables and figures of the workflow.
+The workflow's stages, each a sub-package mirroring workflow/rules/ (they need the ``workflow``
+extra): ``targetcodec.data`` (sources, raw-data cache, preparation), ``targetcodec.train``
+(settings, training and sweep jobs, devices) and ``targetcodec.report`` (aggregation, tables, figures).
 """
 
 import importlib

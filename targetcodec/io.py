@@ -42,6 +42,11 @@ def atomic_save_npz(path, **arrays) -> None:
             np.savez(f, **arrays)
 
 
+def write_parquet(frame, path) -> None:
+    with atomic_path(path) as tmp:
+        frame.to_parquet(tmp, index=False)
+
+
 def _json_default(o):
     if isinstance(o, np.generic):
         return o.item()

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from .codec import Codec, initial_codec
-from .data import SplitData  # noqa: F401 (re-exported)
+from .data.split import SplitData  # noqa: F401 (re-exported)
 from .specs import Architecture, MethodSettings, RunResult, RunSpec, TrainingConfig  # noqa: F401 (re-exported)
 from .methods import Method
 from .metrics import regression_metrics

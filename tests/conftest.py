@@ -4,7 +4,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from targetcodec.pack import SplitData
+from targetcodec.data import SplitData
 from workflow_helpers import copy_workflow, snakemake
 
 REPO = Path(__file__).resolve().parents[1]

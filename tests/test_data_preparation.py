@@ -10,12 +10,12 @@ import pytest
 import yaml
 
 from data_helpers import fill_openml_cache, leftovers, no_network  # noqa: F401
-from targetcodec.benchmark.cache import CorruptedCacheFile, digest_of, sidecar_of
-from targetcodec.benchmark.table_sources import write_table
-from targetcodec.benchmark.download import ensure_cached
-from targetcodec.benchmark.network import DownloadPolicy
-from targetcodec.benchmark.prepare import prepare_dataset
-from targetcodec.benchmark.sources import DataSourceError
+from targetcodec.data.cache import CorruptedCacheFile, digest_of, sidecar_of
+from targetcodec.data.sources.tables import write_table
+from targetcodec.data.download import ensure_cached
+from targetcodec.data.network import DownloadPolicy
+from targetcodec.data.prepare import prepare_dataset
+from targetcodec.data.sources import DataSourceError
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIG = yaml.safe_load((REPO / "config.yaml").read_text())

@@ -10,11 +10,11 @@ import pandas as pd
 import pytest
 
 from data_helpers import DataHost, data_host, fill_openml_cache, leftovers, no_network, uci_variables  # noqa: F401
-from targetcodec.benchmark.cache import read_sidecar, sidecar_of
-from targetcodec.benchmark.download import ensure_cached
-from targetcodec.benchmark.network import DownloadPolicy
-from targetcodec.benchmark.prepare import prepare, prepare_dataset
-from targetcodec.benchmark.sources import DataSourceError, load_verified
+from targetcodec.data.cache import read_sidecar, sidecar_of
+from targetcodec.data.download import ensure_cached
+from targetcodec.data.network import DownloadPolicy
+from targetcodec.data.prepare import prepare, prepare_dataset
+from targetcodec.data.sources import DataSourceError, load_verified
 
 SPLIT = {"train": 0.8, "val": 0.1, "test": 0.1, "seed": 0}
 FAST = DownloadPolicy(attempts=3, backoff_seconds=0.01, timeout_seconds=10)
@@ -88,7 +88,7 @@ def test_diamonds_target_is_log_transformed_exactly_once(tmp_path, no_network): 
 
 
 def _train_rows(n):
-    from targetcodec.benchmark.prepare import split_indices
+    from targetcodec.data.prepare import split_indices
 
     return split_indices(n, SPLIT, SPLIT["seed"])[0]
 
@@ -196,7 +196,7 @@ def test_medmnist_unknown_flag(tmp_path):
 
 
 def test_uci_missing_value_symbol_becomes_nan():
-    from targetcodec.benchmark.uci_source import with_missing_values_as_nan
+    from targetcodec.data.sources.uci import with_missing_values_as_nan
 
     table = pd.DataFrame({"a": ["1.5", "?", "2.5"], "b": ["x", "y", "?"], "y": [1.0, 2.0, 3.0]})
     out = with_missing_values_as_nan(table, {"has_missing_values": "yes", "missing_values_symbol": "?"})

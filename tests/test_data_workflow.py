@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 from data_helpers import fill_openml_cache
-from targetcodec.benchmark.download import ensure_cached
+from targetcodec.data.download import ensure_cached
 from workflow_helpers import copy_workflow, snakemake
 
 pytestmark = pytest.mark.slow

@@ -10,13 +10,13 @@ import time
 
 import pytest
 
-from targetcodec.benchmark.gpus import claimed_gpus, visible_gpus
+from targetcodec.train.devices import claimed_gpus, visible_gpus
 from workflow_helpers import REPO
 
 # A job that claims one GPU, says which, and holds it until killed or told to stop (a line on stdin).
 HOLDER = """
 import os, sys
-from targetcodec.benchmark.gpus import claimed_gpus
+from targetcodec.train.devices import claimed_gpus
 with claimed_gpus(1, log=lambda m: None, lock_dir=sys.argv[1], poll_seconds=0.05):
     print(os.environ["CUDA_VISIBLE_DEVICES"], flush=True)
     sys.stdin.readline()

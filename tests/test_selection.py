@@ -6,7 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from targetcodec.benchmark.selection import paired_test, select_best, significance_markers, smallest_p_value
+from targetcodec.report.significance import paired_test, significance_markers, smallest_p_value
+from targetcodec.train.selection import select_best
 
 
 def test_select_best_picks_lowest_mean_validation_mae():
@@ -64,7 +65,7 @@ def test_markers_say_better_or_worse():
 def test_a_selected_lambda_without_a_sweep_result():
     """A lambda set to "selected" errors where it must come from a sweep, and takes the paper's
     value (Appendix B) where the runs do not depend on it or come before its sweep."""
-    from targetcodec.benchmark.settings import run_specs
+    from targetcodec.train.settings import run_specs
 
     config = {"datasets": {"d": {"source": "synthetic"}}, "training": {"mlp": {"lr": 1e-3}},
               "end_to_end": {"lambda_kl": "selected", "lambda_auto": "selected", "lambda_pred": 1.0}}

@@ -5,8 +5,8 @@ from pathlib import Path
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
-from targetcodec.benchmark.settings import Configuration, configurations, seed_list, seed_packs
-from targetcodec.benchmark.checks import check_config, coerce_command_line_values, describe_validation_error
+from targetcodec.train.settings import Configuration, configurations, seed_list, seed_packs
+from targetcodec.config import check_config, coerce_command_line_values, describe_validation_error
 
 config.update(coerce_command_line_values(dict(config)))
 
@@ -106,14 +106,14 @@ def all_sweep_files():
 
 def training_settings(wildcards):
     """The settings a job's numbers depend on (a change reruns the job, and only the jobs it affects)."""
-    from targetcodec.benchmark.settings import relevant_settings
+    from targetcodec.train.settings import relevant_settings
 
     return relevant_settings(config, wildcards.dataset, wildcards.config)
 
 
 def codec_input(wildcards):
     """The pre-trained codec (eq. 7) a training job needs, if its method uses one."""
-    from targetcodec.benchmark.settings import method_settings
+    from targetcodec.train.settings import method_settings
     from targetcodec.methods import METHODS
 
     configuration = Configuration.parse(wildcards.config)

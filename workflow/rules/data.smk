@@ -8,7 +8,7 @@
 
 import time
 
-from targetcodec.benchmark.sources import DataSourceError, get_source, raw_files as _raw_files
+from targetcodec.data.sources import DataSourceError, get_source, raw_files as _raw_files
 
 DATA_CACHE = config["data_cache"].rstrip("/") or "/"
 
@@ -57,8 +57,8 @@ rule download_dataset:
     benchmark:
         f"{RESULTS}/benchmarks/download/{{dataset}}.{{ext}}.tsv"
     run:
-        from targetcodec.benchmark.download import download_one
-        from targetcodec.benchmark.jobs import job_log
+        from targetcodec.data.download import download_one
+        from targetcodec.joblog import job_log
 
         with job_log(log[0]) as log_line:
             download_one(config, wildcards.dataset, output[0], log_line)
@@ -77,8 +77,8 @@ rule download:
     benchmark:
         f"{RESULTS}/benchmarks/download.tsv"
     run:
-        from targetcodec.benchmark.download import ensure_all_cached
-        from targetcodec.benchmark.jobs import job_log
+        from targetcodec.data.download import ensure_all_cached
+        from targetcodec.joblog import job_log
 
         with job_log(log[0]) as log_line:
             ensure_all_cached(config, params.datasets, log_line)

@@ -1,7 +1,8 @@
 """Rule aggregate: every run file -> one tidy parquet table (a row per run)."""
 
-from targetcodec.benchmark.jobs import job_log
-from targetcodec.benchmark.results import load_runs, write_parquet
+from targetcodec.joblog import job_log
+from targetcodec.io import write_parquet
+from targetcodec.report.aggregate import load_runs
 
 with job_log(snakemake.log[0]) as log:  # noqa: F821
     frame = load_runs(snakemake.input)  # noqa: F821

@@ -2,8 +2,8 @@
 
 import pandas as pd
 
-from targetcodec.benchmark.jobs import job_log
-from targetcodec.benchmark.results import write_parquet
+from targetcodec.joblog import job_log
+from targetcodec.io import write_parquet
 
 with job_log(snakemake.log[0]) as log:  # noqa: F821
     frame = pd.concat([pd.read_parquet(path) for path in snakemake.input], ignore_index=True)  # noqa: F821

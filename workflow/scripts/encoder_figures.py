@@ -2,8 +2,8 @@
 
 from pathlib import Path
 
-from targetcodec.benchmark.encoder_figures import write_encoder_figures
-from targetcodec.benchmark.jobs import job_log
+from targetcodec.report.encoder_figures import write_encoder_figures
+from targetcodec.joblog import job_log
 
 with job_log(snakemake.log[0]) as log:  # noqa: F821
     folder = Path(snakemake.output[0]).parent  # noqa: F821

@@ -2,8 +2,8 @@
 
 import pandas as pd
 
-from targetcodec.benchmark.figures import figure_lambda_kl
-from targetcodec.benchmark.jobs import job_log
+from targetcodec.report.figures import figure_lambda_kl
+from targetcodec.joblog import job_log
 
 with job_log(snakemake.log[0]) as log:  # noqa: F821
     sweeps = pd.read_parquet(snakemake.input[0])  # noqa: F821

@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from targetcodec.benchmark.figures import figure_averaged, figure_normalised
-from targetcodec.benchmark.jobs import job_log
+from targetcodec.report.figures import figure_averaged, figure_normalised
+from targetcodec.joblog import job_log
 
 with job_log(snakemake.log[0]) as log:  # noqa: F821
     frame = pd.read_parquet(snakemake.input[0])  # noqa: F821

@@ -1,7 +1,7 @@
 """Rule prepare: load one dataset from its source and write its train/val/test arrays."""
 
-from targetcodec.benchmark.jobs import job_log
-from targetcodec.benchmark.prepare import prepare_dataset
+from targetcodec.joblog import job_log
+from targetcodec.data.prepare import prepare_dataset
 
 with job_log(snakemake.log[0]) as log:  # noqa: F821 (snakemake is injected)
     key = snakemake.wildcards.dataset  # noqa: F821

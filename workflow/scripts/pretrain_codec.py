@@ -1,9 +1,9 @@
 """Rule pretrain_codec: initialise the codec (section 3.3) and pre-train it on eq. (7)."""
 
-from targetcodec.benchmark.jobs import job_log, set_threads
+from targetcodec.joblog import job_log, set_threads
 from targetcodec.codec import initial_codec, pretrain_codec
 from targetcodec.io import atomic_write_json
-from targetcodec.pack import SplitData
+from targetcodec.data import SplitData
 
 with job_log(snakemake.log[0]) as log:  # noqa: F821
     set_threads(snakemake.threads)  # noqa: F821

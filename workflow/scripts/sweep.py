@@ -1,9 +1,9 @@
 """Rule sweep: train sweep seeds x grid values of one hyper-parameter as one pack and select the best."""
 
-from targetcodec.benchmark.gpus import claimed_gpus
-from targetcodec.benchmark.jobs import job_log, set_threads
-from targetcodec.benchmark.selection import sweep_seeds
-from targetcodec.benchmark.training import sweep_configuration
+from targetcodec.train.devices import claimed_gpus
+from targetcodec.joblog import job_log, set_threads
+from targetcodec.train.selection import sweep_seeds
+from targetcodec.train.jobs import sweep_configuration
 
 with job_log(snakemake.log[0]) as log, claimed_gpus(snakemake.resources.get("gpu", 0), log=log):  # noqa: F821
     set_threads(snakemake.threads)  # noqa: F821

@@ -2,8 +2,8 @@
 
 import pandas as pd
 
-from targetcodec.benchmark.jobs import job_log
-from targetcodec.benchmark.tables import write_lambda_table
+from targetcodec.joblog import job_log
+from targetcodec.report.tables import write_lambda_table
 
 with job_log(snakemake.log[0]) as log:  # noqa: F821
     sweeps = pd.read_parquet(snakemake.input[0])  # noqa: F821

@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from targetcodec.benchmark.jobs import job_log
-from targetcodec.benchmark.tables import write_metric_tables
+from targetcodec.joblog import job_log
+from targetcodec.report.tables import write_metric_tables
 
 with job_log(snakemake.log[0]) as log:  # noqa: F821
     p = snakemake.params  # noqa: F821

@@ -1,8 +1,8 @@
 """Rule train: train one pack of seeds of one (dataset, configuration) and write one file per seed."""
 
-from targetcodec.benchmark.gpus import claimed_gpus
-from targetcodec.benchmark.jobs import job_log, set_threads
-from targetcodec.benchmark.training import train_configuration
+from targetcodec.train.devices import claimed_gpus
+from targetcodec.joblog import job_log, set_threads
+from targetcodec.train.jobs import train_configuration
 
 with job_log(snakemake.log[0]) as log, claimed_gpus(snakemake.resources.get("gpu", 0), log=log):  # noqa: F821
     set_threads(snakemake.threads)  # noqa: F821

@@ -3,7 +3,6 @@ the benchmark's configurations: ``least_squares``, ``end_to_end-k25``, ... (meth
 
 from __future__ import annotations
 
-import os
 import re
 from dataclasses import dataclass
 
@@ -122,27 +121,6 @@ def run_specs(config: dict, dataset: str, seeds: list[int], lr: float | None = N
     elif unresolved:
         raise ValueError(f"config key 'end_to_end.{unresolved[0]}' is 'selected' but no sweep result was given")
     return [RunSpec(seed=s, **values) for s in seeds]
-
-
-def choose_device(requested: str, log=print):
-    """``auto``: the first GPU this job may see (CUDA_VISIBLE_DEVICES, set by SLURM or the user),
-    else the CPU, said in the log. ``cpu``, ``cuda`` or ``cuda:N`` are taken as given."""
-    import torch
-
-    visible = os.environ.get("CUDA_VISIBLE_DEVICES", "unset")
-    if requested == "auto":
-        if torch.cuda.is_available():
-            device = torch.device("cuda")
-            log(f"device: {torch.cuda.get_device_name(device)} (CUDA_VISIBLE_DEVICES={visible})")
-            return device
-        log(f"device: the CPU, as torch {torch.__version__} sees no GPU (CUDA_VISIBLE_DEVICES={visible}, "
-            f"torch built for CUDA {torch.version.cuda or 'none'})")
-        return torch.device("cpu")
-    device = torch.device(requested)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError(f"config key 'device' asks for {requested!r} but no GPU is visible to this job")
-    log(f"device: {device}")
-    return device
 
 
 def relevant_settings(config: dict, dataset: str, label: str) -> dict:

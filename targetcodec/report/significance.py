@@ -1,5 +1,5 @@
-"""Hyper-parameter selection on validation MAE (section 4: "selected ... via a log-space sweep"),
-and the paired significance test of the tables."""
+"""The paired significance test of Tables 3-5: each configuration against the reference method
+(least squares) on the same dataset and seeds."""
 
 from __future__ import annotations
 
@@ -7,32 +7,6 @@ import math
 
 import numpy as np
 import pandas as pd
-
-SWEEP_SEED_OFFSET = 1000  # sweep seeds are 1000, 1001, ...: never the seeds of the reported runs
-
-
-def sweep_seeds(count: int) -> list[int]:
-    return [SWEEP_SEED_OFFSET + i for i in range(count)]
-
-
-def select_best(runs: pd.DataFrame, param: str) -> dict:
-    """The grid value with the lowest mean validation MAE over the sweep seeds.
-
-    A diverged run (NaN) counts as infinitely bad, so a value where any seed diverged is chosen only
-    if every value diverged. Ties go to the first value in grid order.
-    """
-    if runs.empty:
-        raise ValueError("no sweep runs to select from")
-    val = runs.assign(val_mae=runs["val_mae"].fillna(math.inf))
-    means = val.groupby(param, sort=False)["val_mae"].mean()
-    best = means.idxmin()
-    return {
-        "param": param,
-        "value": float(best),
-        "mean_val_mae": {repr(float(v)): float(m) for v, m in means.items()},
-        "seeds": sorted(int(s) for s in runs["seed"].unique()),
-        "all_diverged": bool(np.isinf(means).all()),
-    }
 
 
 def paired_test(values: np.ndarray, reference: np.ndarray) -> dict:
@@ -43,7 +17,7 @@ def paired_test(values: np.ndarray, reference: np.ndarray) -> dict:
     if len(diff) < 2 or np.allclose(diff, 0) or np.isnan(diff).any():
         return {"statistic": math.nan, "p_value": math.nan, "mean_difference": float(np.nanmean(diff)) if len(diff) else math.nan,
                 "pairs": int(len(diff))}
-    from scipy import stats  # imported here: training jobs need select_best, not scipy (0.8 s to import)
+    from scipy import stats  # 0.8 s to import: only when a test runs
 
     result = stats.wilcoxon(values, reference, alternative="two-sided")
     return {"statistic": float(result.statistic), "p_value": float(result.pvalue), "mean_difference": float(diff.mean()),

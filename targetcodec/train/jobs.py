@@ -12,12 +12,13 @@ from pathlib import Path
 import pandas as pd
 
 from ..codec import Codec
-from ..io import atomic_write_json
+from ..io import atomic_write_json, write_parquet
 from ..methods import METHODS
 from ..pack import SplitData, codec_for_method, train_pack
-from .results import provenance, run_record, write_parquet, write_run
+from .records import provenance, run_record, write_run
 from .selection import select_best
-from .settings import Configuration, architecture, choose_device, method_settings, run_specs, training_config
+from .devices import choose_device
+from .settings import Configuration, architecture, method_settings, run_specs, training_config
 
 SWEPT = ("lr", "lambda_kl", "lambda_auto")
 

@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .cache import STAGE_COMMAND, place_file
-from .rawdata import DataSourceError, RawData, targets_of
+from ..cache import STAGE_COMMAND, place_file
+from .base import DataSourceError, RawData, targets_of
 
 
 TABLE_SUFFIXES = (".csv", ".parquet")  # in order of preference when both exist

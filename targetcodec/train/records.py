@@ -1,5 +1,4 @@
-"""One JSON file per run (dataset, configuration, seed) with its provenance, and their aggregation
-into one tidy parquet table (a row per run)."""
+"""One JSON file per run (dataset, configuration, seed) with its settings and provenance."""
 
 from __future__ import annotations
 
@@ -12,9 +11,7 @@ import subprocess
 from importlib import metadata
 from pathlib import Path
 
-import pandas as pd
-
-from ..io import atomic_path, atomic_write_json
+from ..io import atomic_write_json
 from ..specs import RunResult
 
 PACKAGES = ["targetcodec", "torch", "numpy", "pandas", "scikit-learn", "scipy", "snakemake", "openml", "ucimlrepo", "medmnist"]
@@ -90,27 +87,3 @@ def provenance(device, wall_seconds: float, pack_seeds: list[int], started: dt.d
 
 def write_run(path, record: dict) -> None:
     atomic_write_json(path, record)
-
-
-def load_runs(paths) -> pd.DataFrame:
-    """A row per run: identifiers, hyper-parameters, metrics, epochs and wall time."""
-    rows = []
-    for path in paths:
-        with open(path) as f:
-            r = json.load(f)
-        row = {key: r[key] for key in ("dataset", "code", "method", "k", "configuration", "seed", "epochs_trained", "best_epoch", "diverged")}
-        row.update(r["hyperparameters"])
-        row.update(r["metrics"])
-        row["wall_seconds"] = r["provenance"]["wall_seconds"]
-        row["pack_size"] = r["provenance"]["pack_size"]
-        row["device"] = r["provenance"]["hardware"]["device"]
-        rows.append(row)
-    frame = pd.DataFrame(rows)
-    if not frame.empty:
-        frame["k"] = frame["k"].astype("Int64")
-    return frame
-
-
-def write_parquet(frame: pd.DataFrame, path) -> None:
-    with atomic_path(path) as tmp:
-        frame.to_parquet(tmp, index=False)

@@ -9,7 +9,7 @@ import pandas as pd
 
 from ..io import atomic_write_text
 from ..methods import METHODS
-from .settings import Configuration
+from ..train.settings import Configuration
 
 METRICS = {
     "mae": ("MAE", "lower is better", 3),
@@ -85,7 +85,7 @@ def write_table(frame: pd.DataFrame, metric: str, stem: str, codes: dict[str, st
 
 
 def significance_note(frame: pd.DataFrame, alpha: float, reference: str) -> str:
-    from .selection import smallest_p_value
+    from .significance import smallest_p_value
 
     seeds = int(frame.groupby(["configuration", "dataset"])["seed"].nunique().min())
     note = (f"(+)/(-): significantly better/worse than {METHODS[reference].label} on the same dataset and seeds "
@@ -98,7 +98,7 @@ def significance_note(frame: pd.DataFrame, alpha: float, reference: str) -> str:
 def write_metric_tables(frame: pd.DataFrame, folder, codes: dict[str, str], datasets: list[str] | None, alpha: float,
                         reference: str) -> None:
     """Tables 3 (MAE), 4 (rMSE) and 5 (R^2), each cell marked by the paired test against ``reference``."""
-    from .selection import significance_markers
+    from .significance import significance_markers
 
     note = significance_note(frame, alpha, reference)
     for stem, metric in (("table3_mae", "mae"), ("table4_rmse", "rmse"), ("table5_r2", "r2")):
@@ -109,7 +109,7 @@ def write_metric_tables(frame: pd.DataFrame, folder, codes: dict[str, str], data
 def write_lambda_table(sweeps: pd.DataFrame, stem: str, codes: dict[str, str], datasets: list[str] | None = None) -> pd.DataFrame:
     """Table 6: the lambda_KL with the lowest mean validation MAE, per dataset (columns) and k (rows),
     for end to end with lambda_pred = 1."""
-    from .selection import select_best
+    from ..train.selection import select_best
 
     data = sweeps[sweeps["param"] == "lambda_kl"]
     rows = []

@@ -1,10 +1,5 @@
-"""Data sources of the dataset registry (config.yaml ``datasets``): each turns one entry into raw data.
-
-A source has two steps: ``fetch`` (network, run by the workflow's download rules only) fills
-the raw-data cache, and ``load`` (offline) reads a dataset from the cache or a local file. Sources
-that need no network (``file``, ``sklearn``, ``synthetic``, here) have nothing to fetch; the
-network sources ``openml``, ``uci`` and ``medmnist`` live in their own modules.
-"""
+"""Sources that need no network: ``file`` (a CSV or parquet file), ``sklearn`` (a dataset bundled
+with scikit-learn) and ``synthetic`` (a seeded generator, the demo's 2-D target)."""
 
 from __future__ import annotations
 
@@ -13,14 +8,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from . import medmnist_source, openml_source, uci_source
-from .cache import FileCheck, verified_files
-from .rawdata import DataSourceError, RawData, Source, targets_of
-from .table_sources import read_table
-
-__all__ = ["DataSourceError", "RawData", "Source", "SOURCES", "get_source", "load_dataset", "raw_files",
-           "load_verified", "synthetic_table"]
-
+from .base import DataSourceError, RawData, Source, targets_of
+from .tables import read_table
 
 def load_file(key: str, spec: dict, cache_dir: Path) -> RawData:
     """A local CSV or parquet file (``path``, relative to the working directory) with named target column(s)."""
@@ -75,41 +64,6 @@ def load_synthetic(key: str, spec: dict, cache_dir: Path) -> RawData:
     return RawData(table=table, targets=[f"y{i + 1}" for i in range(m)], description="synthetic (seeded generator)")
 
 
-SOURCES: dict[str, Source] = {
-    "file": Source("file", load_file),
-    "sklearn": Source("sklearn", load_sklearn),
-    "synthetic": Source("synthetic", load_synthetic),
-    "openml": openml_source.SOURCE,
-    "uci": uci_source.SOURCE,
-    "medmnist": medmnist_source.SOURCE,
-}
-
-
-def get_source(key: str, spec: dict) -> Source:
-    name = spec.get("source")
-    if name not in SOURCES:
-        raise DataSourceError(f"dataset {key!r}: unknown source {name!r} (config key 'datasets.{key}.source'); known: {', '.join(SOURCES)}")
-    return SOURCES[name]
-
-
-def raw_files(key: str, spec: dict, cache_dir: Path | str) -> list[Path]:
-    """The files a dataset is prepared from: its cache file(s) for a network source, its ``path``
-    for the file source, none for generated or bundled data. The prepare rule depends on them."""
-    source = get_source(key, spec)
-    if source.cache_files is not None:
-        return source.cache_files(key, spec, Path(cache_dir))
-    if source.name == "file":
-        return [Path(spec["path"])]
-    return []
-
-
-def load_verified(key: str, spec: dict, cache_dir: Path | str) -> tuple[RawData, list[FileCheck]]:
-    """Check the dataset's files against their recorded checksums, then load it."""
-    source = get_source(key, spec)
-    official = source.publisher_checksum(key, spec)
-    checks = verified_files(key, spec, raw_files(key, spec, cache_dir), official, missing_ok=not source.needs_network)
-    return source.load(key, spec, Path(cache_dir)), checks
-
-
-def load_dataset(key: str, spec: dict, cache_dir: Path | str) -> RawData:
-    return load_verified(key, spec, cache_dir)[0]
+FILE = Source("file", load_file)
+SKLEARN = Source("sklearn", load_sklearn)
+SYNTHETIC = Source("synthetic", load_synthetic)

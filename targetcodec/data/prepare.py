@@ -18,9 +18,9 @@ import pandas as pd
 from sklearn.model_selection import train_test_split
 from sklearn.preprocessing import MinMaxScaler
 
-from ..data import SplitData
-from .paper import compare_with_table1
-from .rawdata import DataSourceError, RawData, is_text
+from .split import SplitData
+from .table1 import compare_with_table1
+from .sources.base import DataSourceError, RawData, is_text
 
 ID_NAME = re.compile(r"^(id|index|unnamed: ?\d+|.*_id|instant|row)$", re.IGNORECASE)
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from .rawdata import DataSourceError
+from .errors import DataSourceError
 
 # Errors worth another attempt: connection failures and timeouts (OSError covers urllib's
 # URLError, requests' exceptions and socket errors) and answers cut short.

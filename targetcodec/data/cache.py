@@ -1,7 +1,7 @@
 """The raw-data cache (config key ``data_cache``): file names, recorded checksums, verification.
 
 Every dataset of a network source is one file named after its key in config.yaml (its source
-says which: table_sources.py, medmnist_source.py). Downloads write ``<file>.sha256`` next to the file (``sha256sum`` format, so
+says which: sources/tables.py, sources/medmnist.py). Downloads write ``<file>.sha256`` next to the file (``sha256sum`` format, so
 ``sha256sum -c`` works too). A file is checked against every checksum recorded for it: that
 sidecar, the config key ``datasets.<key>.sha256`` and the publisher's own checksum (MedMNIST's
 MD5). A file placed by hand with none of them is taken as it is, and its sha256 is reported
@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..io import atomic_path
-from .rawdata import DataSourceError
+from .errors import DataSourceError
 
 STAGE_COMMAND = "snakemake --cores 1 download"  # what fills the cache, for error messages
 SIDECAR_SUFFIX = ".sha256"

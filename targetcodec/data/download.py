@@ -13,7 +13,7 @@ from pathlib import Path
 
 from .cache import FileCheck, check_file, corrupted_error, require_writable, sidecar_of
 from .network import DownloadPolicy
-from .rawdata import DataSourceError
+from .errors import DataSourceError
 from .sources import get_source, raw_files
 
 

@@ -3,7 +3,7 @@ through ucimlrepo.
 
 ucimlrepo has no cache and asks the UCI API on every call (``<API>?id=<id>``, then the data
 CSV the answer points to), so the table it gives is stored as the dataset's cache file
-(table_sources.store) and read from there.
+(tables.store) and read from there.
 """
 
 from __future__ import annotations
@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from . import table_sources
-from .cache import offline_hint
-from .network import DownloadPolicy, with_retries
-from .rawdata import DataSourceError, Source, is_text
+from . import tables
+from ..cache import offline_hint
+from ..network import DownloadPolicy, with_retries
+from .base import DataSourceError, Source, is_text
 
 
 def api_url(dataset_id: int) -> str:
@@ -28,7 +28,7 @@ def fetch(key: str, spec: dict, cache_dir: Path, policy: DownloadPolicy, log=pri
     import ucimlrepo.fetch
 
     dataset_id = int(spec["id"])
-    dest = table_sources.cache_files(key, spec, cache_dir)[0]
+    dest = tables.cache_files(key, spec, cache_dir)[0]
     what = f"dataset {key!r}: UCI id {dataset_id} ({api_url(dataset_id)})"
 
     def download():
@@ -40,9 +40,9 @@ def fetch(key: str, spec: dict, cache_dir: Path, policy: DownloadPolicy, log=pri
             raise DataSourceError(f"{what}: UCI has no importable dataset with this id (config key "
                                   f"'datasets.{key}.id'): {e}") from e
 
-    result = with_retries(download, what, policy, log, hint=offline_hint(dest, table_sources.offline_names(key, dest)))
+    result = with_retries(download, what, policy, log, hint=offline_hint(dest, tables.offline_names(key, dest)))
     table = with_missing_values_as_nan(result.data.original, result.metadata)
-    sha256 = table_sources.store(key, spec, table, dest, log)
+    sha256 = tables.store(key, spec, table, dest, log)
     log(f"{key}: UCI {dataset_id} ({result.metadata.name}): {table.shape[0]} rows x {table.shape[1]} columns "
         f"-> {dest} (sha256 {sha256})")
     return [dest]
@@ -62,4 +62,4 @@ def with_missing_values_as_nan(table: pd.DataFrame, metadata) -> pd.DataFrame:
     return table
 
 
-SOURCE = Source("uci", table_sources.load, fetch, table_sources.cache_files)
+SOURCE = Source("uci", tables.load, fetch, tables.cache_files)

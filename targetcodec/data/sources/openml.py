@@ -3,7 +3,7 @@
 openml-python keeps its own files under ``<data_cache>/openml`` (its usual layout,
 ``org/openml/www/datasets/<id>/``), and never downloads a file it finds there, so an existing
 OpenML cache copied there works offline. The table it gives is then stored as the dataset's
-cache file (table_sources.store) and read from there.
+cache file (tables.store) and read from there.
 """
 
 from __future__ import annotations
@@ -11,10 +11,10 @@ from __future__ import annotations
 import contextlib
 from pathlib import Path
 
-from . import table_sources
-from .cache import offline_hint
-from .network import TRANSIENT_ERRORS, DownloadPolicy, with_retries
-from .rawdata import DataSourceError, Source
+from . import tables
+from ..cache import offline_hint
+from ..network import TRANSIENT_ERRORS, DownloadPolicy, with_retries
+from .base import DataSourceError, Source
 
 
 def client_cache_dir(cache_dir: Path) -> Path:
@@ -46,7 +46,7 @@ def fetch(key: str, spec: dict, cache_dir: Path, policy: DownloadPolicy, log=pri
     import urllib3
 
     dataset_id = int(spec["id"])
-    dest = table_sources.cache_files(key, spec, cache_dir)[0]
+    dest = tables.cache_files(key, spec, cache_dir)[0]
     what = f"dataset {key!r}: OpenML id {dataset_id} ({dataset_url(dataset_id)})"
 
     def download():
@@ -62,10 +62,10 @@ def fetch(key: str, spec: dict, cache_dir: Path, policy: DownloadPolicy, log=pri
 
     transient = TRANSIENT_ERRORS + (oe.OpenMLServerError, urllib3.exceptions.HTTPError)
     table, name = with_retries(download, what, policy, log, transient,
-                               hint=offline_hint(dest, table_sources.offline_names(key, dest)))
-    sha256 = table_sources.store(key, spec, table, dest, log)
+                               hint=offline_hint(dest, tables.offline_names(key, dest)))
+    sha256 = tables.store(key, spec, table, dest, log)
     log(f"{key}: OpenML {dataset_id} ({name}): {table.shape[0]} rows x {table.shape[1]} columns -> {dest} (sha256 {sha256})")
     return [dest]
 
 
-SOURCE = Source("openml", table_sources.load, fetch, table_sources.cache_files)
+SOURCE = Source("openml", tables.load, fetch, tables.cache_files)

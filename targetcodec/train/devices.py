@@ -123,3 +123,24 @@ def _try_lock(path: Path) -> int | None:
     except BlockingIOError:
         os.close(fd)
         return None
+
+
+def choose_device(requested: str, log=print):
+    """``auto``: the first GPU this job may see (CUDA_VISIBLE_DEVICES, set by SLURM or the user),
+    else the CPU, said in the log. ``cpu``, ``cuda`` or ``cuda:N`` are taken as given."""
+    import torch
+
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES", "unset")
+    if requested == "auto":
+        if torch.cuda.is_available():
+            device = torch.device("cuda")
+            log(f"device: {torch.cuda.get_device_name(device)} (CUDA_VISIBLE_DEVICES={visible})")
+            return device
+        log(f"device: the CPU, as torch {torch.__version__} sees no GPU (CUDA_VISIBLE_DEVICES={visible}, "
+            f"torch built for CUDA {torch.version.cuda or 'none'})")
+        return torch.device("cpu")
+    device = torch.device(requested)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError(f"config key 'device' asks for {requested!r} but no GPU is visible to this job")
+    log(f"device: {device}")
+    return device

@@ -1,7 +1,7 @@
 """What every data source shares: the raw data it delivers, its interface, and its error type.
 
-Kept apart from the sources themselves so that the local sources (sources.py) and the network
-sources (openml_source.py, uci_source.py, medmnist_source.py) can all import it without cycles.
+Kept apart from the sources themselves so that the local sources (local.py) and the network
+sources (openml.py, uci.py, medmnist.py) can all import it without cycles.
 """
 
 from __future__ import annotations
@@ -13,9 +13,7 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 
-
-class DataSourceError(RuntimeError):
-    """A dataset cannot be loaded; the message names the dataset, its source and what to do."""
+from ..errors import DataSourceError
 
 
 @dataclass

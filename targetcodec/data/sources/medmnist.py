@@ -15,9 +15,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .cache import offline_hint, place_file
-from .network import DownloadPolicy, download_url, with_retries
-from .rawdata import DataSourceError, RawData, Source
+from ..cache import offline_hint, place_file
+from ..network import DownloadPolicy, download_url, with_retries
+from .base import DataSourceError, RawData, Source
 
 SPLITS = ("train", "val", "test")
 REGRESSION_TASKS = ("ordinal-regression", "regression")
