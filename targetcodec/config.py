@@ -6,7 +6,7 @@ import yaml
 
 # Keys whose values are names, never numbers (a column may be called "1").
 STRING_KEYS = {"target", "code", "name", "path", "flag", "drop", "run_datasets", "methods", "separator", "results",
-               "data_cache", "device", "sha256", "source", "url"}
+               "data_cache", "device", "sha256", "source", "url", "method_modules", "reference"}
 
 
 def coerce_command_line_values(value, key=None):
@@ -49,9 +49,18 @@ def check_config(config: dict) -> None:
     for param in ("lambda_kl", "lambda_auto"):
         if config["end_to_end"][param] == "selected" and not config["sweeps"][param]["enabled"]:
             raise ValueError(f"config key 'end_to_end.{param}': 'selected' needs 'sweeps.{param}.enabled: true'")
+    from .methods import METHODS, import_method_modules
+
+    import_method_modules(config.get("method_modules"))
+    for where, names in (("methods", config["methods"]), ("sweeps.k.methods", config["sweeps"]["k"]["methods"])):
+        for i, name in enumerate(names):
+            if name not in METHODS:
+                raise ValueError(f"config key '{where}[{i}]': unknown method {name!r}; known: {', '.join(METHODS)}")
+            if where == "sweeps.k.methods" and not METHODS[name].uses_k:
+                raise ValueError(f"config key '{where}[{i}]': {name!r} has no k to sweep")
     if config["significance"]["reference"] not in config["methods"]:
         raise ValueError(f"config key 'significance.reference': {config['significance']['reference']!r} is not in 'methods' (tables and figures compare every method with it: add it)")
-    uses_k = [m for m in config["methods"] if m not in ("least_squares", "huber")]
+    uses_k = [m for m in config["methods"] if METHODS[m].uses_k]
     if uses_k and config["figures"]["k"] not in config["k_values"]:
         raise ValueError(f"config key 'figures.k': {config['figures']['k']} is not one of k_values {config['k_values']}")
 

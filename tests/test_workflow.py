@@ -11,6 +11,7 @@ from workflow_helpers import copy_workflow, job_counts, snakemake
 pytestmark = pytest.mark.slow
 
 TABLES = ["table3_mae", "table4_rmse", "table5_r2", "table6_lambda_kl"]
+ENCODER_FIGURES = ["figure2_encoders", "figure8_fixed_grid_encoder", "figure9_learnt_encoder"]
 FIGURES = ["figure2_encoders", "figure3_mae_normalised", "figure4_top_mae_average", "figure4_centre_k", "figure4_bottom_lambda_kl",
            "figure5_rmse_r2_average", "figure6_rmse_normalised", "figure7_r2_normalised", "figure8_fixed_grid_encoder",
            "figure9_learnt_encoder"]
@@ -113,8 +114,8 @@ def test_every_job_has_a_log_and_a_benchmark(tiny_run):
     logs = list((results / "logs").rglob("*.log"))
     benchmarks = list((results / "benchmarks").rglob("*.tsv"))
     # per dataset: prepare, 2 pretrain_codec (trained codec at k = 3, 5), 13 train, 13 lr sweeps, 2 lambda sweeps;
-    # then aggregate, aggregate_sweeps, tables, table6, figures, figure4_centre, figure4_bottom, encoder_figures
-    assert len(logs) == len(benchmarks) == 2 * (1 + 2 + 13 + 13 + 2) + 8
+    # then aggregate, aggregate_sweeps, and one job per table and figure
+    assert len(logs) == len(benchmarks) == 2 * (1 + 2 + 13 + 13 + 2) + 2 + len(TABLES) + len(FIGURES)
     train_log = (results / "logs" / "train" / "diabetes" / "least_squares" / "seeds0-1.log").read_text()
     assert "epoch 1/4" in train_log and "test MAE" in train_log
 
@@ -131,9 +132,9 @@ def test_changing_the_sweep_grid_reruns_sweeps_runs_and_reports_only(tiny_run):
     jobs = job_counts(proc.stdout + proc.stderr)
     assert jobs["sweep"] == 2 * (13 + 2)  # every learning-rate sweep, and the lambda sweeps that use its choice
     assert jobs["train"] == 2 * 13
-    for rule in ("aggregate", "aggregate_sweeps", "tables", "table6", "figures", "figure4_centre", "figure4_bottom"):
+    for rule in ["aggregate", "aggregate_sweeps"] + TABLES + [f for f in FIGURES if f not in ENCODER_FIGURES]:
         assert jobs[rule] == 1, rule
-    for rule in ("prepare", "pretrain_codec", "encoder_figures"):
+    for rule in ["prepare", "pretrain_codec"] + ENCODER_FIGURES:
         assert rule not in jobs, rule
 
 
@@ -166,7 +167,7 @@ def test_adding_a_dataset_runs_only_its_jobs(tiny_run):
     out = proc.stdout + proc.stderr
     counts = job_counts(out)
     per_dataset = {"prepare": 1, "pretrain_codec": 2, "train": 13, "sweep": 13 + 2}  # 13 configurations, 2 lambda sweeps
-    reports = ["aggregate", "aggregate_sweeps", "tables", "table6", "figures", "figure4_centre", "figure4_bottom", "all"]
+    reports = ["aggregate", "aggregate_sweeps", "all"] + TABLES + [f for f in FIGURES if f not in ENCODER_FIGURES]
     assert counts == {"download_dataset": 1, **{rule: 2 * n for rule, n in per_dataset.items()}, **dict.fromkeys(reports, 1)}, counts
     datasets = {line.split("dataset=")[1].split(",")[0] for line in out.splitlines() if "dataset=" in line}
     assert datasets == {"mine", "ailerons_copy"}
@@ -190,3 +191,15 @@ def test_selected_lambda_is_swept_before_the_reported_runs(tmp_path):
     assert (kl_sweep["lr"] == chosen_lr).all()
     run = json.loads((results / "runs/synthetic_2d/end_to_end-k3/seed0.json").read_text())
     assert run["hyperparameters"]["lr"] == chosen_lr and run["hyperparameters"]["lambda_kl"] == chosen_kl
+
+
+def test_the_tiny_metrics_are_the_recorded_ones(tiny_run):
+    """The numbers do not move unless a change means them to (tests/golden/update.py records them).
+    Equal to float32 round-off: other CPUs may order sums differently."""
+    from golden.update import GOLDEN, KEYS, table
+
+    _, results = tiny_run
+    got, want = table(results / "metrics.parquet"), pd.read_csv(GOLDEN)
+    assert got[KEYS].astype(str).equals(want[KEYS].astype(str))
+    for column in want.columns.drop(KEYS):
+        assert got[column].to_numpy() == pytest.approx(want[column].to_numpy(), rel=1e-4, abs=1e-6), column

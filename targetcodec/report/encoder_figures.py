@@ -103,12 +103,21 @@ def figure_all_coefficients(stem: str, codec: Codec, title: str, samples: np.nda
     return save(fig, stem)
 
 
-def write_encoder_figures(folder, seed: int = 0, steps: int = 2000, lambda_sigma: float = 0.5):
-    fixed = fixed_grid_codec(lambda_sigma)
+def figure2(stem, seed: int = 0, lambda_sigma: float = 0.5, steps: int = 2000):
+    """Figure 2: the fixed grid (top) and the learnt codec (bottom)."""
     learnt, samples = learnt_codec(seed, steps)
-    out = figure_encoders(f"{folder}/figure2_encoders", fixed, learnt, samples)
-    out += figure_all_coefficients(f"{folder}/figure8_fixed_grid_encoder", fixed,
-                                   "Figure 8: every coefficient of the fixed-grid encoder (k = 9, m = 2)")
-    out += figure_all_coefficients(f"{folder}/figure9_learnt_encoder", learnt,
-                                   "Figure 9: every coefficient of the learnt encoder (k = 9, m = 2, eq. 7)", samples)
-    return out
+    return figure_encoders(stem, fixed_grid_codec(lambda_sigma), learnt, samples)
+
+
+def figure8(stem, seed: int = 0, lambda_sigma: float = 0.5):
+    """Figure 8: every coefficient of the fixed-grid encoder."""
+    return figure_all_coefficients(stem, fixed_grid_codec(lambda_sigma), "Figure 8: every coefficient of the fixed-grid encoder (k = 9, m = 2)")
+
+
+def figure9(stem, seed: int = 0, lambda_sigma: float = 0.5, steps: int = 2000):
+    """Figure 9: every coefficient of the learnt encoder, with the targets it was learnt on."""
+    learnt, samples = learnt_codec(seed, steps)
+    return figure_all_coefficients(stem, learnt, "Figure 9: every coefficient of the learnt encoder (k = 9, m = 2, eq. 7)", samples)
+
+
+FIGURES = {"figure2": figure2, "figure8": figure8, "figure9": figure9}

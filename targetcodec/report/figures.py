@@ -13,23 +13,19 @@ import seaborn as sns  # noqa: E402
 from ..io import atomic_path  # noqa: E402
 from ..methods import METHODS  # noqa: E402
 
-SHORT = {
-    "least_squares": "Least Squares",
-    "huber": "Huber",
-    "softmax_least_squares": "LS w. Softmax",
-    "hard_binning": "Hard Binning",
-    "soft_binning": "Soft Binning",
-    "trained_codec": "Trained Encoder",
-    "end_to_end": "End to End",
-}
 METRIC_NAMES = {"mae": "MAE", "rmse": "rMSE", "r2": "$R^2$"}
+
+
+def short_name(method: str) -> str:
+    """A method's name in the figures' legends (its ``short`` in the registry)."""
+    return METHODS[method].short
 
 
 def at_k(frame: pd.DataFrame, k: int) -> pd.DataFrame:
     """Regression baselines (no k) plus the configurations with k classes at this k."""
     keep = frame["k"].isna() | (frame["k"] == k)
     out = frame[keep].copy()
-    out["Method"] = pd.Categorical(out["method"].map(SHORT), [SHORT[m] for m in METHODS if m in set(out["method"])])
+    out["Method"] = pd.Categorical(out["method"].map(short_name), [METHODS[m].short for m in METHODS if m in set(out["method"])])
     return out
 
 
@@ -102,7 +98,7 @@ def figure_k(frame: pd.DataFrame, methods: list[str], stem: str):
     binning) and the pre-trained codec, averaged over datasets, ±2σ over seeds."""
     data = frame[frame["method"].isin(methods)].copy()
     data = data.groupby(["method", "k", "seed"])["test_mae"].mean().reset_index()
-    data["Method"] = data["method"].map(SHORT)
+    data["Method"] = data["method"].map(short_name)
     fig, ax = plt.subplots(figsize=(6, 4))
     sns.lineplot(data=data, x="k", y="test_mae", hue="Method", marker="o", errorbar=("sd", 2), ax=ax, palette="colorblind")
     ax.set_xlabel("k (number of classes)")

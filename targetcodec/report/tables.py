@@ -53,14 +53,14 @@ def format_cell(mean: float, two_sigma: float, latex: bool = False) -> str:
 
 
 def pivot(summary: pd.DataFrame, frame: pd.DataFrame, codes: dict[str, str], datasets: list[str] | None, latex: bool,
-          markers: dict | None = None) -> pd.DataFrame:
+          markers: dict | None = None, labels: dict[str, str] | None = None) -> pd.DataFrame:
     rows = configuration_order(frame)
     cols = dataset_order(frame, datasets)
     cells = {(r.configuration, r.dataset): format_cell(r.mean, r.two_sigma, latex) for r in summary.itertuples()}
     markers = markers or {}
     table = pd.DataFrame(
         [[cells.get((c, d), "") + markers.get((c, d), "") for d in cols] for c in rows],
-        index=[Configuration.parse(c).display for c in rows],
+        index=[(labels or {}).get(c) or Configuration.parse(c).display() for c in rows],
         columns=[codes.get(d, d) for d in cols],
     )
     table.index.name = "Method"
@@ -68,17 +68,19 @@ def pivot(summary: pd.DataFrame, frame: pd.DataFrame, codes: dict[str, str], dat
 
 
 def write_table(frame: pd.DataFrame, metric: str, stem: str, codes: dict[str, str], datasets: list[str] | None = None,
-                markers: dict | None = None, note: str = "") -> pd.DataFrame:
-    """Write ``stem``.md, .csv and .tex for one metric; returns the summary (one row per cell)."""
+                markers: dict | None = None, note: str = "", labels: dict[str, str] | None = None) -> pd.DataFrame:
+    """Write ``stem``.md, .csv and .tex for one metric; returns the summary (one row per cell).
+    ``labels`` gives each configuration's row label (default: its method's label and k)."""
     name, direction, number = METRICS[metric]
     summary = summarise(frame, metric)
     seeds = sorted(set(summary["seeds"]))
     caption = f"Table {number}: test {name}, mean ± 2σ over {'/'.join(map(str, seeds))} seeds ({direction}). {note}".strip()
-    md = pivot(summary, frame, codes, datasets, latex=False, markers=markers)
+    md = pivot(summary, frame, codes, datasets, latex=False, markers=markers, labels=labels)
     atomic_write_text(f"{stem}.md", f"{caption}\n\n{md.to_markdown()}\n")
     tidy = summary.assign(code=summary["dataset"].map(lambda d: codes.get(d, d)))
     atomic_write_text(f"{stem}.csv", tidy.to_csv(index=False))
-    tex = pivot(summary, frame, codes, datasets, latex=True, markers={k: v.replace("*", "$^*$") for k, v in (markers or {}).items()})
+    tex = pivot(summary, frame, codes, datasets, latex=True, markers={k: v.replace("*", "$^*$") for k, v in (markers or {}).items()},
+                labels=labels)
     body = tex.to_latex(escape=False, column_format="l" + "c" * len(tex.columns))
     atomic_write_text(f"{stem}.tex", f"% {caption}\n{body}")
     return summary
@@ -93,17 +95,6 @@ def significance_note(frame: pd.DataFrame, alpha: float, reference: str) -> str:
     if smallest_p_value(seeds) >= alpha:
         note += f" With {seeds} seeds no p-value can fall below {smallest_p_value(seeds):.3g}, so no cell can be marked."
     return note
-
-
-def write_metric_tables(frame: pd.DataFrame, folder, codes: dict[str, str], datasets: list[str] | None, alpha: float,
-                        reference: str) -> None:
-    """Tables 3 (MAE), 4 (rMSE) and 5 (R^2), each cell marked by the paired test against ``reference``."""
-    from .significance import significance_markers
-
-    note = significance_note(frame, alpha, reference)
-    for stem, metric in (("table3_mae", "mae"), ("table4_rmse", "rmse"), ("table5_r2", "r2")):
-        markers = significance_markers(frame, metric, alpha, higher_is_better=(metric == "r2"), reference=reference)
-        write_table(frame, metric, f"{folder}/{stem}", codes, datasets, markers=markers, note=note)
 
 
 def write_lambda_table(sweeps: pd.DataFrame, stem: str, codes: dict[str, str], datasets: list[str] | None = None) -> pd.DataFrame:

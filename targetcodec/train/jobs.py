@@ -13,12 +13,11 @@ import pandas as pd
 
 from ..codec import Codec
 from ..io import atomic_write_json, write_parquet
-from ..methods import METHODS
 from ..pack import SplitData, codec_for_method, train_pack
 from .records import provenance, run_record, write_run
 from .selection import select_best
 from .devices import choose_device
-from .settings import Configuration, architecture, method_settings, run_specs, training_config
+from .settings import TrainingJob
 
 SWEPT = ("lr", "lambda_kl", "lambda_auto")
 
@@ -33,76 +32,77 @@ def read_selected(paths) -> dict[str, float]:
     return chosen
 
 
-def _job(config, dataset, label, data_path, codec_path, log):
-    configuration = Configuration.parse(label)
-    method = METHODS[configuration.method]
+def _start(job: TrainingJob, data_path, codec_path, log):
+    """The data, the codec the method starts from, and the device."""
     data = SplitData.load(data_path)
-    settings = method_settings(config)
     pretrained = Codec.load(codec_path) if codec_path else None
-    codec = codec_for_method(method, data.y_train, configuration.k, settings, pretrained,
-                             init_lambda_sigma=config["codec"]["init_lambda_sigma"], seed=config["split"]["seed"])
-    device = choose_device(config["device"], log)
-    return configuration, method, data, settings, codec, device, architecture(config, dataset), training_config(config, dataset)
+    codec = codec_for_method(job.method, data.y_train, job.configuration.k, job.settings, pretrained,
+                             init_lambda_sigma=job.init_lambda_sigma, seed=job.codec_seed)
+    return data, codec, choose_device(job.device, log)
 
 
-def _recorded_settings(config, arch, training, settings) -> dict:
-    return {"architecture": dataclasses.asdict(arch), "training": dataclasses.asdict(training), "method": dataclasses.asdict(settings),
-            "codec": config["codec"], "split": config["split"], "device_requested": config["device"]}
+def _recorded_settings(job: TrainingJob) -> dict:
+    return {"architecture": dataclasses.asdict(job.architecture), "training": dataclasses.asdict(job.training),
+            "method": dataclasses.asdict(job.settings), "job": job.job, "device_requested": job.device}
 
 
-def train_configuration(config: dict, dataset: str, label: str, seeds: list[int], data_path, codec_path, outputs: list[str],
-                        checkpoint=None, log=print, selected_paths=(), workflow_dir=".") -> None:
-    """Train ``seeds`` of configuration ``label`` on ``dataset`` as one pack; write ``outputs`` (one
-    per seed, same order). Hyper-parameters chosen by sweeps (``selected_paths``) override config.yaml."""
+def _train(job: TrainingJob, data, runs, codec, device, log, checkpoint):
+    return train_pack(data, job.method, runs, k=job.configuration.k, codec=codec, architecture=job.architecture,
+                      training=job.training, settings=job.settings, device=device, log=log, checkpoint=checkpoint)
+
+
+def train_configuration(job: TrainingJob, seeds: list[int], data_path, codec_path, outputs: list[str], checkpoint=None,
+                        log=print, selected_paths=(), workflow_dir=".") -> None:
+    """Train ``seeds`` of one (dataset, configuration) as one pack; write ``outputs`` (one per seed,
+    same order). Hyper-parameters chosen by sweeps (``selected_paths``) override the job's defaults."""
     if len(outputs) != len(seeds):
         raise ValueError(f"{len(outputs)} output files for {len(seeds)} seeds")
-    configuration, method, data, settings, codec, device, arch, training = _job(config, dataset, label, data_path, codec_path, log)
+    data, codec, device = _start(job, data_path, codec_path, log)
     chosen = read_selected(selected_paths)
     if chosen:
         log(f"hyper-parameters selected by sweeps: {chosen}")
-    # the lambdas of eq. (8) do not enter other methods: they need no sweep result
-    runs = run_specs(config, dataset, seeds, unselected="error" if configuration.method == "end_to_end" else "paper", **chosen)
-    log(f"{dataset} / {label}: {len(runs)} runs in one pack (seeds {seeds}), {len(data.y_train)} training rows, "
-        f"{arch.kind.upper()}, up to {training.max_epochs} epochs, patience {training.patience}, lr {runs[0].lr:g}")
+    runs = job.run_specs(seeds, **chosen)
+    label = job.configuration.label
+    log(f"{job.dataset} / {label}: {len(runs)} runs in one pack (seeds {seeds}), {len(data.y_train)} training rows, "
+        f"{job.architecture.kind.upper()}, up to {job.training.max_epochs} epochs, patience {job.training.patience}, lr {runs[0].lr:g}")
     started = dt.datetime.now(dt.timezone.utc)
     t0 = time.perf_counter()
-    results = train_pack(data, method, runs, k=configuration.k, codec=codec, architecture=arch, training=training,
-                         settings=settings, device=device, log=log, checkpoint=checkpoint)
+    results = _train(job, data, runs, codec, device, log, checkpoint)
     wall = time.perf_counter() - t0
     prov = provenance(device, wall, list(seeds), started, workflow_dir)
-    recorded = _recorded_settings(config, arch, training, settings)
-    code = config["datasets"][dataset].get("code", dataset)
+    recorded = _recorded_settings(job)
     for result, path in zip(results, outputs):
         if Path(path).name != f"seed{result.spec.seed}.json":
             raise ValueError(f"output {path} does not match seed {result.spec.seed}")
-        write_run(path, run_record(result, dataset=dataset, code=code, configuration=configuration, settings=recorded, provenance=prov))
+        write_run(path, run_record(result, dataset=job.dataset, code=job.code, configuration=job.configuration, settings=recorded,
+                                   provenance=prov))
         log(f"seed {result.spec.seed}: test MAE {result.metrics['test_mae']:.5g}, R2 {result.metrics['test_r2']:.4g}, "
             f"{result.epochs_trained} epochs (best {result.best_epoch})")
     log(f"done in {wall:.1f} s")
 
 
-def sweep_configuration(config: dict, dataset: str, label: str, param: str, grid: list[float], seeds: list[int], data_path,
-                        codec_path, out_runs, out_selected, log=print, selected_paths=(), checkpoint=None) -> dict:
+def sweep_configuration(job: TrainingJob, param: str, grid: list[float], seeds: list[int], data_path, codec_path, out_runs,
+                        out_selected, log=print, selected_paths=(), checkpoint=None) -> dict:
     """Train every (seed, grid value) of one sweep as one pack, write a row per run to ``out_runs``
     (parquet) and the value with the lowest mean validation MAE to ``out_selected`` (JSON)."""
     if param not in SWEPT:
         raise ValueError(f"cannot sweep {param!r}; sweepable: {', '.join(SWEPT)}")
-    configuration, method, data, settings, codec, device, arch, training = _job(config, dataset, label, data_path, codec_path, log)
+    data, codec, device = _start(job, data_path, codec_path, log)
+    dataset, label, configuration = job.dataset, job.configuration.label, job.configuration
     chosen = read_selected(selected_paths)
     chosen.pop(param, None)
     # a lambda that the reported runs take from its own sweep ("selected") is not known yet when the
     # learning rate is swept: that sweep uses the paper's value
-    runs = [spec for value in grid for spec in run_specs(config, dataset, seeds, unselected="paper", **(chosen | {param: float(value)}))]
+    runs = [spec for value in grid for spec in job.run_specs(seeds, unselected="paper", **(chosen | {param: float(value)}))]
     others = {name: getattr(runs[0], name) for name in ("lr", "lambda_kl", "lambda_auto", "lambda_pred") if name != param}
     log(f"sweep of {param} for {dataset} / {label}: {len(grid)} values x {len(seeds)} seeds = {len(runs)} runs in one pack, "
         f"with {others}")
     t0 = time.perf_counter()
-    results = train_pack(data, method, runs, k=configuration.k, codec=codec, architecture=arch, training=training,
-                         settings=settings, device=device, log=log, checkpoint=checkpoint)
+    results = _train(job, data, runs, codec, device, log, checkpoint)
     wall = time.perf_counter() - t0
     rows = []
     for r in results:
-        rows.append({"dataset": dataset, "code": config["datasets"][dataset].get("code", dataset), "method": configuration.method,
+        rows.append({"dataset": dataset, "code": job.code, "method": configuration.method,
                      "k": configuration.k, "configuration": label, "param": param, "seed": r.spec.seed,
                      **dataclasses.asdict(r.spec), "epochs_trained": r.epochs_trained, "best_epoch": r.best_epoch,
                      "diverged": r.diverged, **r.metrics, "wall_seconds": wall, "pack_size": len(runs)})

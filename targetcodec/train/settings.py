@@ -23,12 +23,9 @@ class Configuration:
     def label(self) -> str:
         return self.method if self.k is None else f"{self.method}-k{self.k}"
 
-    @property
-    def display(self) -> str:
-        name = METHODS[self.method].label
-        if self.method == "soft_binning":
-            name += " $\\lambda_\\sigma = 0.5$"
-        return name if self.k is None else f"{name} k = {self.k}"
+    def display(self, settings: MethodSettings = MethodSettings()) -> str:
+        """The row label of Tables 3-5, with the settings the method shows (e.g. soft binning's lambda_sigma)."""
+        return METHODS[self.method].display(self.k, settings)
 
     @classmethod
     def parse(cls, label: str) -> "Configuration":
@@ -68,78 +65,145 @@ def model_kind(config: dict, dataset: str) -> str:
     return config["datasets"][dataset].get("model") or ("cnn" if config["datasets"][dataset]["source"] == "medmnist" else "mlp")
 
 
-def architecture(config: dict, dataset: str) -> Architecture:
-    kind = model_kind(config, dataset)
-    a = config["architecture"][kind]
-    if kind == "cnn":
-        return Architecture(kind="cnn", conv_channels=tuple(a["conv_channels"]), fc_width=a["fc_width"], fc_depth=a["fc_depth"],
-                            fc_dropout=a["dropout"])
-    return Architecture(kind="mlp", width=a["width"], depth=a["depth"], dropout=a["dropout"])
+def config_value(config: dict, dotted: str):
+    """``config_value(config, "codec.alpha")`` is ``config["codec"]["alpha"]``."""
+    value = config
+    for part in dotted.split("."):
+        value = value[part]
+    return value
 
 
-def training_config(config: dict, dataset: str) -> TrainingConfig:
-    t = config["training"]
-    per_model = t[model_kind(config, dataset)]
-    return TrainingConfig(
-        batch_size=per_model["batch_size"],
-        max_epochs=per_model["max_epochs"],
-        patience=per_model["patience"],
-        weight_decay=per_model["weight_decay"],
-        codec_weight_decay=config["codec"]["weight_decay"],
-        grad_clip=t["grad_clip"],
-        schedule=t["schedule"],
-        warmup_fraction=t["warmup_fraction"],
-        eval_batch_size=t["eval_batch_size"],
-        log_every=t["log_every"],
-    )
+# MethodSettings fields and the config keys they come from.
+METHOD_SETTING_KEYS = {
+    "huber_delta": "huber_delta",
+    "soft_binning_lambda_sigma": "codec.soft_binning_lambda_sigma",
+    "alpha": "codec.alpha",
+    "end_to_end_codec_init": "end_to_end.codec_init",
+}
 
 
 def method_settings(config: dict) -> MethodSettings:
-    return MethodSettings(
-        huber_delta=config["huber_delta"],
-        soft_binning_lambda_sigma=config["codec"]["soft_binning_lambda_sigma"],
-        alpha=config["codec"]["alpha"],
-        end_to_end_codec_init=config["end_to_end"]["codec_init"],
-    )
+    """Every method constant from a full config (the workflow's planning, the tables' labels)."""
+    return MethodSettings(**{field: config_value(config, key) for field, key in METHOD_SETTING_KEYS.items()})
 
 
-def run_specs(config: dict, dataset: str, seeds: list[int], lr: float | None = None, unselected: str = "error",
-              **overrides) -> list[RunSpec]:
-    """One RunSpec per seed with the configured learning rate and lambdas, or the given overrides
-    (values selected by sweeps).
-
-    ``unselected`` says what a value that config.yaml sets to "selected" takes when no override gives
-    it: "error", or "paper", RunSpec's default (Appendix B), for runs it does not enter (methods
-    other than end to end) or that come before its sweep (the learning-rate sweep)."""
-    e2e = config["end_to_end"]
-    lr = lr if lr is not None else config["training"][model_kind(config, dataset)]["lr"]
-    values = dict(lr=lr, lambda_kl=e2e["lambda_kl"], lambda_auto=e2e["lambda_auto"], lambda_pred=e2e["lambda_pred"])
-    values.update(overrides)
-    unresolved = [k for k, v in values.items() if v == "selected"]
-    if unresolved and unselected == "paper":
-        values.update({k: RunSpec.__dataclass_fields__[k].default for k in unresolved})
-    elif unresolved:
-        raise ValueError(f"config key 'end_to_end.{unresolved[0]}' is 'selected' but no sweep result was given")
-    return [RunSpec(seed=s, **values) for s in seeds]
-
-
-def relevant_settings(config: dict, dataset: str, label: str) -> dict:
-    """The settings a configuration's numbers depend on, and no others: Snakemake reruns a job when
-    they change, so a change to, say, the end-to-end lambdas reruns only the end-to-end jobs."""
+def job_params(config: dict, dataset: str, label: str) -> dict:
+    """What a training or sweep job of (dataset, configuration) reads, as plain values: the rule's
+    ``params.job``. Snakemake reruns a job when its params change, so this holds the settings the
+    job's numbers depend on and no others: a change to, say, the end-to-end lambdas reruns only the
+    end-to-end jobs. Which settings a method reads is part of its definition (``Method.reads``)."""
+    configuration = Configuration.parse(label)
+    method = METHODS[configuration.method]
     kind = model_kind(config, dataset)
-    method = Configuration.parse(label).method
-    training = {key: value for key, value in config["training"].items() if key not in ("mlp", "cnn", "log_every", "eval_batch_size")}
-    out = {"architecture": config["architecture"][kind], "training": training | config["training"][kind]}
-    codec = config["codec"]
-    if method == "huber":
-        out["huber_delta"] = config["huber_delta"]
-    if method in ("softmax_least_squares", "end_to_end"):
-        out["codec_weight_decay"] = codec["weight_decay"]
-    if method == "soft_binning":
-        out["soft_binning_lambda_sigma"] = codec["soft_binning_lambda_sigma"]
-    if method == "end_to_end":
-        out["end_to_end"] = config["end_to_end"]
-        out["codec"] = {"init_lambda_sigma": codec["init_lambda_sigma"], "alpha": codec["alpha"]}
-    if method == "trained_codec" or (method == "end_to_end" and config["end_to_end"]["codec_init"] == "pretrained"):
-        out["codec"] = codec  # through the pre-trained codec
-    return out
+    t = config["training"]
+    job = {
+        "dataset": dataset,
+        "code": config["datasets"][dataset].get("code", dataset),
+        "configuration": label,
+        "architecture": {"kind": kind, **config["architecture"][kind]},
+        "training": {"grad_clip": t["grad_clip"], "schedule": t["schedule"], "warmup_fraction": t["warmup_fraction"], **t[kind]},
+        "method": {key: config_value(config, key) for key in method.reads},
+    }
+    if config.get("method_modules"):
+        job["method_modules"] = list(config["method_modules"])  # where methods of one's own are registered
+    if method.uses_k:
+        job["codec_seed"] = config["split"]["seed"]  # k-means++ initialisation for m > 1 (section 3.3)
+    if method.needs_pretrained_codec(method_settings(config)):
+        job["codec"] = config["codec"]  # through the pre-trained codec (eq. 7)
+    return job
+
+
+@dataclass(frozen=True)
+class Runtime:
+    """How a job runs, not what it computes: the device and logging. Not plain data on purpose:
+    Snakemake leaves such params out of its rerun trigger, so moving to a GPU reruns nothing."""
+
+    device: str = "auto"
+    log_every: int = 10
+    eval_batch_size: int = 4096
+
+    @classmethod
+    def from_config(cls, config: dict) -> "Runtime":
+        t = config["training"]
+        return cls(device=config["device"], log_every=t["log_every"], eval_batch_size=t["eval_batch_size"])
+
+
+@dataclass(frozen=True)
+class TrainingJob:
+    """A training or sweep job's settings, typed once at the job's start from its params."""
+
+    dataset: str
+    code: str
+    configuration: Configuration
+    architecture: Architecture
+    training: TrainingConfig
+    settings: MethodSettings
+    run_defaults: dict  # lr and the lambdas of eq. (8) for runs that no sweep sets
+    init_lambda_sigma: float
+    codec_seed: int
+    device: str
+    job: dict  # the params it was made from, recorded in every run file
+
+    @property
+    def method(self):
+        return METHODS[self.configuration.method]
+
+    @classmethod
+    def from_params(cls, job: dict, runtime: Runtime = Runtime()) -> "TrainingJob":
+        from ..methods import import_method_modules
+
+        import_method_modules(job.get("method_modules"))
+        a = dict(job["architecture"])
+        kind = a.pop("kind")
+        if kind == "cnn":
+            arch = Architecture(kind="cnn", conv_channels=tuple(a["conv_channels"]), fc_width=a["fc_width"], fc_depth=a["fc_depth"],
+                                fc_dropout=a["dropout"])
+        else:
+            arch = Architecture(kind="mlp", width=a["width"], depth=a["depth"], dropout=a["dropout"])
+        t, read = job["training"], job["method"]
+        training = TrainingConfig(
+            batch_size=t["batch_size"],
+            max_epochs=t["max_epochs"],
+            patience=t["patience"],
+            weight_decay=t["weight_decay"],
+            codec_weight_decay=read.get("codec.weight_decay", TrainingConfig.codec_weight_decay),
+            grad_clip=t["grad_clip"],
+            schedule=t["schedule"],
+            warmup_fraction=t["warmup_fraction"],
+            eval_batch_size=runtime.eval_batch_size,
+            log_every=runtime.log_every,
+        )
+        flat = {key: value for key, value in read.items() if "." in key or not isinstance(value, dict)}
+        flat |= {f"{key}.{sub}": v for key, value in read.items() if isinstance(value, dict) for sub, v in value.items()}
+        settings = MethodSettings(**{field: flat[key] for field, key in METHOD_SETTING_KEYS.items() if key in flat})
+        e2e = read.get("end_to_end", {})
+        run_defaults = {"lr": t["lr"]} | {name: e2e[name] for name in ("lambda_kl", "lambda_auto", "lambda_pred") if name in e2e}
+        return cls(
+            dataset=job["dataset"],
+            code=job["code"],
+            configuration=Configuration.parse(job["configuration"]),
+            architecture=arch,
+            training=training,
+            settings=settings,
+            run_defaults=run_defaults,
+            init_lambda_sigma=read.get("codec.init_lambda_sigma", 1.0),
+            codec_seed=job.get("codec_seed", 0),
+            device=runtime.device,
+            job=job,
+        )
+
+    def run_specs(self, seeds: list[int], unselected: str = "error", **overrides) -> list[RunSpec]:
+        """One RunSpec per seed with the configured learning rate and lambdas, or the given overrides
+        (values selected by sweeps).
+
+        ``unselected`` says what a value that config.yaml sets to "selected" takes when no override
+        gives it: "error", or "paper", RunSpec's default (Appendix B), for runs that come before its
+        sweep (the learning-rate sweep). Methods other than end to end read no lambda: RunSpec's
+        defaults stand for them."""
+        values = self.run_defaults | overrides
+        unresolved = [k for k, v in values.items() if v == "selected"]
+        if unresolved and unselected == "paper":
+            values.update({k: RunSpec.__dataclass_fields__[k].default for k in unresolved})
+        elif unresolved:
+            raise ValueError(f"config key 'end_to_end.{unresolved[0]}' is 'selected' but no sweep result was given")
+        return [RunSpec(seed=s, **values) for s in seeds]

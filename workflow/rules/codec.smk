@@ -9,7 +9,7 @@ rule pretrain_codec:
         report=f"{RESULTS}/codecs/{{dataset}}/k{{k}}.json",
     params:
         codec=config["codec"],
-        split_seed=config["split"]["seed"],
+        seed=config["split"]["seed"],  # k-means++ initialisation for m > 1 (section 3.3)
     log:
         f"{RESULTS}/logs/pretrain_codec/{{dataset}}/k{{k}}.log",
     benchmark:

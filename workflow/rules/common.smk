@@ -5,8 +5,18 @@ from pathlib import Path
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
-from targetcodec.train.settings import Configuration, configurations, seed_list, seed_packs
 from targetcodec.config import check_config, coerce_command_line_values, describe_validation_error
+from targetcodec.methods import METHODS
+from targetcodec.report.outputs import IN_REPORT, OUTPUTS
+from targetcodec.train.settings import (
+    Configuration,
+    Runtime,
+    configurations,
+    job_params,
+    method_settings,
+    seed_list,
+    seed_packs,
+)
 
 config.update(coerce_command_line_values(dict(config)))
 
@@ -40,7 +50,7 @@ TRAINING_RESOURCES = dict(config["training_resources"])
 
 wildcard_constraints:
     dataset="[A-Za-z0-9_]+",
-    config="[a-z_]+(-k[0-9]+)?",
+    configuration="[a-z_]+(-k[0-9]+)?",
     param="lr|lambda_kl|lambda_auto",
     seed="[0-9]+",
     k="[0-9]+",
@@ -59,7 +69,7 @@ def dataset_code(dataset):
 
 def run_files(dataset, labels=None):
     labels = labels or [c.label for c in CONFIGURATIONS + K_SWEEP_CONFIGURATIONS]
-    return expand(f"{RESULTS}/runs/{dataset}/{{config}}/seed{{seed}}.json", config=labels, seed=SEEDS)
+    return expand(f"{RESULTS}/runs/{dataset}/{{configuration}}/seed{{seed}}.json", configuration=labels, seed=SEEDS)
 
 
 def all_run_files():
@@ -72,10 +82,10 @@ def selected_file(param, dataset, label):
 
 def final_selected_inputs(wildcards):
     """Values the reported runs take from sweeps: the learning rate, and lambdas set to "selected"."""
-    files = [selected_file("lr", wildcards.dataset, wildcards.config)] if SWEEPS["lr"]["enabled"] else []
-    if Configuration.parse(wildcards.config).method == "end_to_end":
+    files = [selected_file("lr", wildcards.dataset, wildcards.configuration)] if SWEEPS["lr"]["enabled"] else []
+    if Configuration.parse(wildcards.configuration).method == "end_to_end":
         files += [
-            selected_file(p, wildcards.dataset, wildcards.config)
+            selected_file(p, wildcards.dataset, wildcards.configuration)
             for p in ("lambda_kl", "lambda_auto")
             if config["end_to_end"][p] == "selected"
         ]
@@ -85,7 +95,7 @@ def final_selected_inputs(wildcards):
 def sweep_selected_inputs(wildcards):
     """A lambda sweep runs at the selected learning rate."""
     if wildcards.param != "lr" and SWEEPS["lr"]["enabled"]:
-        return [selected_file("lr", wildcards.dataset, wildcards.config)]
+        return [selected_file("lr", wildcards.dataset, wildcards.configuration)]
     return []
 
 
@@ -104,62 +114,40 @@ def all_sweep_files():
     return files
 
 
-def training_settings(wildcards):
-    """The settings a job's numbers depend on (a change reruns the job, and only the jobs it affects)."""
-    from targetcodec.train.settings import relevant_settings
+def training_job(wildcards):
+    """What a training or sweep job reads (targetcodec.train.settings.job_params): the settings its
+    numbers depend on and no others, so that a change reruns the jobs it affects and only those."""
+    return job_params(config, wildcards.dataset, wildcards.configuration)
 
-    return relevant_settings(config, wildcards.dataset, wildcards.config)
+
+# Device and logging: passed as an object, which Snakemake leaves out of its rerun trigger.
+RUNTIME = Runtime.from_config(config)
 
 
 def codec_input(wildcards):
     """The pre-trained codec (eq. 7) a training job needs, if its method uses one."""
-    from targetcodec.train.settings import method_settings
-    from targetcodec.methods import METHODS
-
-    configuration = Configuration.parse(wildcards.config)
+    configuration = Configuration.parse(wildcards.configuration)
     method = METHODS[configuration.method]
     if method.uses_k and method.needs_pretrained_codec(method_settings(config)):
         return f"{RESULTS}/codecs/{wildcards.dataset}/k{configuration.k}.npz"
     return []
 
 
-TABLES = ["table3_mae", "table4_rmse", "table5_r2"]
-FIGURES = [
-    "figure3_mae_normalised",
-    "figure4_top_mae_average",
-    "figure5_rmse_r2_average",
-    "figure6_rmse_normalised",
-    "figure7_r2_normalised",
-]
-ENCODER_FIGURES = ["figure2_encoders", "figure8_fixed_grid_encoder", "figure9_learnt_encoder"]
-TABLE_EXTENSIONS = ["md", "csv", "tex"]
-FIGURE_EXTENSIONS = ["png", "pdf"]
+def sweep_shown(sweep):
+    """Whether the sweep an output shows runs: Table 6 and Figure 4 (centre, bottom)."""
+    if sweep == "lambda_kl":
+        return "lambda_kl" in LAMBDA_SWEEPS
+    if sweep == "k":
+        return bool(K_SWEEP_CONFIGURATIONS or (SWEEPS["k"]["enabled"] and SWEEPS["k"]["methods"]))
+    return True
 
 
-def table_files(names):
-    return expand(f"{RESULTS}/tables/{{table}}.{{ext}}", table=names, ext=TABLE_EXTENSIONS)
-
-
-def figure_files(names):
-    return expand(f"{RESULTS}/figures/{{figure}}.{{ext}}", figure=names, ext=FIGURE_EXTENSIONS)
-
-
-def sweep_outputs():
-    """Outputs that exist only when their sweep is on: Table 6, Figure 4 centre and bottom."""
-    out = []
-    if all_sweep_files():
-        out.append(f"{RESULTS}/sweeps.parquet")
-    if "lambda_kl" in LAMBDA_SWEEPS:
-        out += table_files(["table6_lambda_kl"]) + figure_files(["figure4_bottom_lambda_kl"])
-    if K_SWEEP_CONFIGURATIONS or (SWEEPS["k"]["enabled"] and SWEEPS["k"]["methods"]):
-        out += figure_files(["figure4_centre_k"])
-    return out
+# The tables and figures of this run (targetcodec/report/outputs.py), each built by its own rule.
+REPORT_OUTPUTS = [o for o in OUTPUTS.values() if sweep_shown(o.shows)]
 
 
 def all_outputs():
-    return (
-        [f"{RESULTS}/metrics.parquet"]
-        + table_files(TABLES)
-        + figure_files(FIGURES + ENCODER_FIGURES)
-        + sweep_outputs()
-    )
+    files = [f"{RESULTS}/metrics.parquet"] + [path for o in REPORT_OUTPUTS for path in o.files(RESULTS)]
+    if all_sweep_files():
+        files.append(f"{RESULTS}/sweeps.parquet")
+    return files

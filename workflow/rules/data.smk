@@ -93,6 +93,7 @@ rule prepare:
     params:
         spec=lambda wc: config["datasets"][wc.dataset],
         split=config["split"],
+        cache_dir=DATA_CACHE,
     log:
         f"{RESULTS}/logs/prepare/{{dataset}}.log",
     benchmark:

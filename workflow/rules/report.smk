@@ -1,25 +1,6 @@
-# Aggregation of every run and sweep, then Tables 3-6 and Figures 2-9. Every table and figure is
-# flagged for `snakemake --report report.html` with a caption from workflow/report/.
-
-
-def in_report(path, category):
-    """Flag an output for `snakemake --report` with its caption (workflow/report/<name>.rst)."""
-    name = Path(path).stem
-    return report(path, caption=f"../report/{name}.rst", category=category, labels={category.lower()[:-1]: name})
-
-
-def table_outputs(names):
-    """Tables as .md, .csv and .tex; the CSV goes into the report."""
-    return [in_report(p, "Tables") if p.endswith(".csv") else p for p in table_files(names)]
-
-
-def figure_outputs(names):
-    """Figures as .png and .pdf; the PNG goes into the report."""
-    return [in_report(p, "Figures") if p.endswith(".png") else p for p in figure_files(names)]
-
-
-def report_params():
-    return {"codes": {d: dataset_code(d) for d in datasets()}, "datasets": datasets()}
+# Aggregation of every run and sweep, then every table and figure of targetcodec/report/outputs.py
+# (Tables 3-6, Figures 2-9): one rule per entry, made by the two loops below, each flagged for
+# `snakemake --report report.html` with its caption workflow/report/<name>.rst.
 
 
 rule aggregate:
@@ -48,96 +29,52 @@ rule aggregate_sweeps:
         "../scripts/aggregate_sweeps.py"
 
 
-rule tables:
-    input:
-        f"{RESULTS}/metrics.parquet",
-    output:
-        table_outputs(TABLES),
-    params:
-        **report_params(),
-        configurations=[c.label for c in CONFIGURATIONS],
-        alpha=config["significance"]["alpha"],
-        reference=config["significance"]["reference"],
-    log:
-        f"{RESULTS}/logs/tables.log",
-    benchmark:
-        f"{RESULTS}/benchmarks/tables.tsv"
-    script:
-        "../scripts/tables.py"
+def report_settings():
+    """The params of every table and figure rule (targetcodec.report.outputs.ReportSettings)."""
+    settings = method_settings(config)
+    return {
+        "datasets": datasets(),
+        "codes": {d: dataset_code(d) for d in datasets()},
+        "configurations": [c.label for c in CONFIGURATIONS],
+        "labels": {c.label: c.display(settings) for c in CONFIGURATIONS},
+        "k": config["figures"]["k"],
+        "alpha": config["significance"]["alpha"],
+        "reference": config["significance"]["reference"],
+        "k_sweep_methods": SWEEPS["k"]["methods"],
+        "lambda_kl_dataset": SWEEPS["lambda_kl"]["figure_dataset"],
+        "lambda_sigma": config["codec"]["soft_binning_lambda_sigma"],
+        "seed": config["split"]["seed"],
+        "method_modules": config["method_modules"],
+    }
 
 
-rule table6:
-    input:
-        f"{RESULTS}/sweeps.parquet",
-    output:
-        table_outputs(["table6_lambda_kl"]),
-    params:
-        **report_params(),
-    log:
-        f"{RESULTS}/logs/table6.log",
-    benchmark:
-        f"{RESULTS}/benchmarks/table6.tsv"
-    script:
-        "../scripts/table6.py"
+SOURCE_FILES = {"metrics": f"{RESULTS}/metrics.parquet", "sweeps": f"{RESULTS}/sweeps.parquet", None: []}
 
+for output_entry in REPORT_OUTPUTS:
 
-rule figures:
-    input:
-        f"{RESULTS}/metrics.parquet",
-    output:
-        figure_outputs(FIGURES),
-    params:
-        **report_params(),
-        configurations=[c.label for c in CONFIGURATIONS],
-        k=config["figures"]["k"],
-    log:
-        f"{RESULTS}/logs/figures.log",
-    benchmark:
-        f"{RESULTS}/benchmarks/figures.tsv"
-    script:
-        "../scripts/figures.py"
-
-
-rule figure4_centre:
-    input:
-        f"{RESULTS}/metrics.parquet",
-    output:
-        figure_outputs(["figure4_centre_k"]),
-    params:
-        methods=SWEEPS["k"]["methods"],
-    log:
-        f"{RESULTS}/logs/figure4_centre.log",
-    benchmark:
-        f"{RESULTS}/benchmarks/figure4_centre.tsv"
-    script:
-        "../scripts/figure4_centre.py"
-
-
-rule figure4_bottom:
-    input:
-        f"{RESULTS}/sweeps.parquet",
-    output:
-        figure_outputs(["figure4_bottom_lambda_kl"]),
-    params:
-        **report_params(),
-        dataset=SWEEPS["lambda_kl"]["figure_dataset"],
-    log:
-        f"{RESULTS}/logs/figure4_bottom.log",
-    benchmark:
-        f"{RESULTS}/benchmarks/figure4_bottom.tsv"
-    script:
-        "../scripts/figure4_bottom.py"
-
-
-rule encoder_figures:
-    output:
-        figure_outputs(ENCODER_FIGURES),
-    params:
-        seed=config["split"]["seed"],
-        lambda_sigma=config["codec"]["soft_binning_lambda_sigma"],
-    log:
-        f"{RESULTS}/logs/encoder_figures.log",
-    benchmark:
-        f"{RESULTS}/benchmarks/encoder_figures.tsv"
-    script:
-        "../scripts/encoder_figures.py"
+    rule:
+        name:
+            output_entry.name
+        input:
+            SOURCE_FILES[output_entry.source],
+        output:
+            [
+                report(
+                    path,
+                    caption=f"../report/{output_entry.name}.rst",
+                    category=output_entry.kind.title() + "s",
+                    labels={output_entry.kind: output_entry.name},
+                )
+                if path.endswith(IN_REPORT[output_entry.kind])
+                else path
+                for path in output_entry.files(RESULTS)
+            ],
+        params:
+            name=output_entry.name,
+            **report_settings(),
+        log:
+            f"{RESULTS}/logs/{output_entry.kind}s/{output_entry.name}.log",
+        benchmark:
+            f"{RESULTS}/benchmarks/{output_entry.kind}s/{output_entry.name}.tsv"
+        script:
+            "../scripts/report_output.py"

@@ -9,17 +9,18 @@ rule sweep:
         codec=codec_input,
         selected=sweep_selected_inputs,
     output:
-        runs=f"{RESULTS}/sweeps/{{param}}/{{dataset}}/{{config}}.parquet",
-        selected=f"{RESULTS}/selected/{{param}}/{{dataset}}/{{config}}.json",
+        runs=f"{RESULTS}/sweeps/{{param}}/{{dataset}}/{{configuration}}.parquet",
+        selected=f"{RESULTS}/selected/{{param}}/{{dataset}}/{{configuration}}.json",
     params:
         grid=lambda wc: SWEEPS[wc.param]["grid"],
         seeds=lambda wc: SWEEPS[wc.param]["seeds"],
-        settings=training_settings,
-        checkpoint=f"{RESULTS}/checkpoints/sweeps/{{param}}/{{dataset}}/{{config}}.ckpt",
+        job=training_job,
+        runtime=RUNTIME,
+        checkpoint=f"{RESULTS}/checkpoints/sweeps/{{param}}/{{dataset}}/{{configuration}}.ckpt",
     log:
-        f"{RESULTS}/logs/sweep/{{param}}/{{dataset}}/{{config}}.log",
+        f"{RESULTS}/logs/sweep/{{param}}/{{dataset}}/{{configuration}}.log",
     benchmark:
-        f"{RESULTS}/benchmarks/sweep/{{param}}/{{dataset}}/{{config}}.tsv"
+        f"{RESULTS}/benchmarks/sweep/{{param}}/{{dataset}}/{{configuration}}.tsv"
     threads: config["threads"]
     resources:
         **TRAINING_RESOURCES,

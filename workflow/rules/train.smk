@@ -14,16 +14,17 @@ for pack in PACKS:
             codec=codec_input,
             selected=final_selected_inputs,
         output:
-            [f"{RESULTS}/runs/{{dataset}}/{{config}}/seed{seed}.json" for seed in pack],
+            [f"{RESULTS}/runs/{{dataset}}/{{configuration}}/seed{seed}.json" for seed in pack],
         params:
             seeds=pack,
-            settings=training_settings,
-            checkpoint=f"{RESULTS}/checkpoints/{{dataset}}/{{config}}/{pack_name}.ckpt",
+            job=training_job,
+            runtime=RUNTIME,
+            checkpoint=f"{RESULTS}/checkpoints/{{dataset}}/{{configuration}}/{pack_name}.ckpt",
             workflow_dir=workflow.basedir,
         log:
-            f"{RESULTS}/logs/train/{{dataset}}/{{config}}/{pack_name}.log",
+            f"{RESULTS}/logs/train/{{dataset}}/{{configuration}}/{pack_name}.log",
         benchmark:
-            f"{RESULTS}/benchmarks/train/{{dataset}}/{{config}}/{pack_name}.tsv"
+            f"{RESULTS}/benchmarks/train/{{dataset}}/{{configuration}}/{pack_name}.tsv"
         threads: config["threads"]
         resources:
             **TRAINING_RESOURCES,

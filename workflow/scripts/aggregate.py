@@ -4,8 +4,8 @@ from targetcodec.joblog import job_log
 from targetcodec.io import write_parquet
 from targetcodec.report.aggregate import load_runs
 
-with job_log(snakemake.log[0]) as log:  # noqa: F821
-    frame = load_runs(snakemake.input)  # noqa: F821
-    write_parquet(frame, snakemake.output[0])  # noqa: F821
+with job_log(snakemake.log[0]) as log:
+    frame = load_runs(snakemake.input)
+    write_parquet(frame, snakemake.output[0])
     log(f"{len(frame)} runs, {frame['dataset'].nunique()} datasets, {frame['configuration'].nunique()} configurations, "
         f"{int(frame['diverged'].sum())} diverged")
