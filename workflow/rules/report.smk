@@ -31,6 +31,8 @@ rule aggregate:
         f"{RESULTS}/logs/aggregate.log",
     benchmark:
         f"{RESULTS}/benchmarks/aggregate.tsv"
+    conda:
+        "../../envs/workflow.yaml"
     script:
         "../scripts/aggregate.py"
 
@@ -44,6 +46,8 @@ rule aggregate_sweeps:
         f"{RESULTS}/logs/aggregate_sweeps.log",
     benchmark:
         f"{RESULTS}/benchmarks/aggregate_sweeps.tsv"
+    conda:
+        "../../envs/workflow.yaml"
     script:
         "../scripts/aggregate_sweeps.py"
 
@@ -62,6 +66,8 @@ rule tables:
         f"{RESULTS}/logs/tables.log",
     benchmark:
         f"{RESULTS}/benchmarks/tables.tsv"
+    conda:
+        "../../envs/workflow.yaml"
     script:
         "../scripts/tables.py"
 
@@ -77,6 +83,8 @@ rule table6:
         f"{RESULTS}/logs/table6.log",
     benchmark:
         f"{RESULTS}/benchmarks/table6.tsv"
+    conda:
+        "../../envs/workflow.yaml"
     script:
         "../scripts/table6.py"
 
@@ -94,6 +102,8 @@ rule figures:
         f"{RESULTS}/logs/figures.log",
     benchmark:
         f"{RESULTS}/benchmarks/figures.tsv"
+    conda:
+        "../../envs/workflow.yaml"
     script:
         "../scripts/figures.py"
 
@@ -109,6 +119,8 @@ rule figure4_centre:
         f"{RESULTS}/logs/figure4_centre.log",
     benchmark:
         f"{RESULTS}/benchmarks/figure4_centre.tsv"
+    conda:
+        "../../envs/workflow.yaml"
     script:
         "../scripts/figure4_centre.py"
 
@@ -125,6 +137,8 @@ rule figure4_bottom:
         f"{RESULTS}/logs/figure4_bottom.log",
     benchmark:
         f"{RESULTS}/benchmarks/figure4_bottom.tsv"
+    conda:
+        "../../envs/workflow.yaml"
     script:
         "../scripts/figure4_bottom.py"
 
@@ -139,5 +153,7 @@ rule encoder_figures:
         f"{RESULTS}/logs/encoder_figures.log",
     benchmark:
         f"{RESULTS}/benchmarks/encoder_figures.tsv"
+    conda:
+        "../../envs/workflow.yaml"
     script:
         "../scripts/encoder_figures.py"

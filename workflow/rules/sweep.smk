@@ -23,5 +23,7 @@ rule sweep:
     threads: config["threads"]
     resources:
         **TRAINING_RESOURCES,
+    conda:
+        "../../envs/train.yaml"
     script:
         "../scripts/sweep.py"
