@@ -4,7 +4,6 @@ every rule that runs Python names one."""
 
 import importlib.util
 import re
-import tomllib
 from pathlib import Path
 
 import pytest

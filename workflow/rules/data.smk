@@ -15,7 +15,7 @@ from snakemake.settings.types import DeploymentMethod
 from targetcodec.data.download import download_config
 from targetcodec.data.sources import DataSourceError, get_source, raw_files as _raw_files
 
-DATA_CACHE = config["data_cache"].rstrip("/") or "/"
+DATA_CACHE = str(Path(config["data_cache"]))  # without a trailing slash
 
 
 localrules:
@@ -54,15 +54,15 @@ def network_datasets():
 # command text changes, which a change of the library does not do. What the job reads from the
 # config travels in `request`, a params function of `output`: Snakemake does not compare such
 # derived params between runs, so only `origin` (what the file is) fetches a file again.
-DOWNLOAD_COMMAND = (
-    "{DOWNLOAD_PYTHON} -m targetcodec.data.download {params.request:q} --log {log:q}"
-)
-# The Python of the download jobs: the conda environment's with --sdm conda, else Snakemake's own.
-DOWNLOAD_PYTHON = (
-    "python"
-    if DeploymentMethod.CONDA in workflow.deployment_settings.deployment_method
-    else sys.executable
-)
+DOWNLOAD_COMMAND = "{params.python} -m targetcodec.data.download {params.request:q} --log {log:q}"
+
+
+def download_python(wildcards, output):
+    """The download jobs' Python: the conda environment's with --sdm conda, else Snakemake's own
+    (a function of output, like `request`, so that a new path to Python fetches nothing again)."""
+    if DeploymentMethod.CONDA in workflow.deployment_settings.deployment_method:
+        return "python"
+    return sys.executable
 
 
 def download_request(keys, output=None):
@@ -80,6 +80,7 @@ rule download_dataset:
         # what the file is, not how it is prepared: a new id or flag fetches it again
         origin=lambda wc: download_origin(config["datasets"][wc.dataset]),
         request=lambda wc, output: download_request([wc.dataset], output[0]),
+        python=download_python,
     log:
         f"{RESULTS}/logs/download/{{dataset}}.{{ext}}.log",
     benchmark:
@@ -98,6 +99,7 @@ rule download:
         # (fetching corrupted files again) although its benchmark file exists
         invocation=time.time_ns(),
         request=lambda wc, output: download_request(network_datasets()),
+        python=download_python,
     log:
         f"{RESULTS}/logs/download.log",
     benchmark:
