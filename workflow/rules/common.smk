@@ -33,8 +33,8 @@ K_SWEEP_CONFIGURATIONS = (
     else []
 )
 LAMBDA_SWEEPS = [p for p in ("lambda_kl", "lambda_auto") if SWEEPS[p]["enabled"] and "end_to_end" in config["methods"]]
-# Resources of every rule that trains networks (train*, sweep*): only these ask for a GPU, so profiles
-# need no list of rule names. A new training rule takes `resources: **TRAINING_RESOURCES`.
+# Resources of the training rules (train*, sweep*), the only ones that ask for a GPU, so profiles
+# need no list of rule names; a new training rule takes them as its resources (**TRAINING_RESOURCES).
 TRAINING_RESOURCES = dict(config["training_resources"])
 
 
