@@ -2,8 +2,10 @@
 environments of `--sdm conda`, which cannot be created on these machines) agree with both, and
 every rule that runs Python names one."""
 
+import importlib.metadata
 import importlib.util
 import re
+import sys
 from pathlib import Path
 
 import pytest
@@ -97,3 +99,30 @@ def test_every_rule_that_runs_python_names_a_pinned_environment():
             assert (REPO / "workflow" / "rules" / env.group(1)).exists()
             checked += 1
     assert checked >= 10
+
+
+def imported_modules():
+    """Top-level modules imported anywhere in the project's code (at the top or inside functions)."""
+    pattern = re.compile(r"^\s*(?:from\s+([A-Za-z_]\w*)[\w.]*\s+import\s|import\s+([A-Za-z_]\w*))", re.M)
+    files = [REPO / "Snakefile", *REPO.glob("workflow/**/*.smk")]
+    for folder in ["targetcodec", "workflow", "tests", "benchmarks", "envs"]:
+        files += (REPO / folder).rglob("*.py")
+    for path in files:
+        for match in pattern.finditer(path.read_text()):
+            yield match.group(1) or match.group(2), path.relative_to(REPO)
+
+
+def test_everything_imported_is_declared():
+    """Every third-party module the code imports comes from a package pyproject.toml declares
+    (or the Makefile's medmnist)."""
+    declared = {pin.normalise(r.name) for r in all_declared()} | {"medmnist"}
+    distributions = importlib.metadata.packages_distributions()
+    local = {path.stem for path in (REPO / "tests").glob("*.py")} | {"targetcodec", "pin"}
+    undeclared = set()
+    for module, path in imported_modules():
+        if module in sys.stdlib_module_names or module in local or module == "__future__":
+            continue
+        packages = {pin.normalise(d) for d in distributions.get(module, [module])}
+        if not packages & declared:
+            undeclared.add(f"{module} ({path})")
+    assert not undeclared
