@@ -45,10 +45,22 @@ class TargetCodecRegressor(RegressorMixin, BaseEstimator):
     (the scaling), ``results_`` (one ``RunResult`` per seed) and ``predictor_`` (the trained pack).
     """
 
-    def __init__(self, method: str = "end_to_end", k: int = 25, seeds=(0,), lr: float = 1e-3, lambda_kl: float = 0.068,
-                 lambda_auto: float = 1.0, lambda_pred: float = 1.0, architecture: Architecture | None = None,
-                 training: TrainingConfig | None = None, settings: MethodSettings | None = None,
-                 validation_fraction: float = 0.1, device: str = "cpu", random_state: int = 0):
+    def __init__(
+        self,
+        method: str = "end_to_end",
+        k: int = 25,
+        seeds=(0,),
+        lr: float = 1e-3,
+        lambda_kl: float = 0.068,
+        lambda_auto: float = 1.0,
+        lambda_pred: float = 1.0,
+        architecture: Architecture | None = None,
+        training: TrainingConfig | None = None,
+        settings: MethodSettings | None = None,
+        validation_fraction: float = 0.1,
+        device: str = "cpu",
+        random_state: int = 0,
+    ):
         self.method = method
         self.k = k
         self.seeds = seeds
@@ -81,13 +93,16 @@ class TargetCodecRegressor(RegressorMixin, BaseEstimator):
 
     def fit(self, X, y):
         """Train one network per seed on (X, y); y is [n] or [n, m]."""
-        X, y = validate_data(self, X, y, dtype=np.float64, multi_output=True, y_numeric=True,
-                             allow_nd=self._architecture().kind == "cnn")
+        X, y = validate_data(
+            self, X, y, dtype=np.float64, multi_output=True, y_numeric=True, allow_nd=self._architecture().kind == "cnn"
+        )
         self.target_ndim_ = y.ndim
         y = y.reshape(len(y), -1)
         if len(X) < 2:
-            raise ValueError(f"TargetCodecRegressor needs at least 2 samples (training and validation rows), "
-                             f"got n_samples = {len(X)}")
+            raise ValueError(
+                f"TargetCodecRegressor needs at least 2 samples (training and validation rows), "
+                f"got n_samples = {len(X)}"
+            )
         if not 0 < self.validation_fraction < 1:
             raise ValueError(f"validation_fraction must be in (0, 1), got {self.validation_fraction!r}")
         settings = self.settings if self.settings is not None else MethodSettings()
@@ -107,14 +122,28 @@ class TargetCodecRegressor(RegressorMixin, BaseEstimator):
         data = SplitData(Xs[train], ys[train], Xs[val], ys[val], Xs[val], ys[val], self.y_min_, self.y_max_)
         pretrained = None
         if method.uses_k and method.needs_pretrained_codec(settings):
-            pretrained, _ = pretrain_codec(initial_codec(ys[train], self.k, seed=self.random_state), ys[train],
-                                           alpha=settings.alpha)
+            pretrained, _ = pretrain_codec(
+                initial_codec(ys[train], self.k, seed=self.random_state), ys[train], alpha=settings.alpha
+            )
         codec = codec_for_method(method, ys[train], self.k, settings, pretrained, seed=self.random_state)
-        runs = [RunSpec(seed=s, lr=self.lr, lambda_kl=self.lambda_kl, lambda_auto=self.lambda_auto,
-                        lambda_pred=self.lambda_pred) for s in self.seeds]
+        runs = [
+            RunSpec(
+                seed=s, lr=self.lr, lambda_kl=self.lambda_kl, lambda_auto=self.lambda_auto, lambda_pred=self.lambda_pred
+            )
+            for s in self.seeds
+        ]
         self.results_, self.predictor_ = train_pack(
-            data, method, runs, k=self.k if method.uses_k else None, codec=codec, architecture=self._architecture(),
-            training=training, settings=settings, device=self.device, return_predictor=True)
+            data,
+            method,
+            runs,
+            k=self.k if method.uses_k else None,
+            codec=codec,
+            architecture=self._architecture(),
+            training=training,
+            settings=settings,
+            device=self.device,
+            return_predictor=True,
+        )
         return self
 
     def predict(self, X) -> np.ndarray:

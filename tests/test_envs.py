@@ -29,7 +29,8 @@ def test_the_lock_pins_every_declared_package_within_its_range():
         name = pin.normalise(requirement.name)
         assert name in VERSIONS, f"{name} is declared in pyproject.toml but not in requirements.lock: run `make lock`"
         assert requirement.specifier.contains(VERSIONS[name], prereleases=True), (
-            f"requirements.lock pins {name}=={VERSIONS[name]}, outside pyproject.toml's {requirement}")
+            f"requirements.lock pins {name}=={VERSIONS[name]}, outside pyproject.toml's {requirement}"
+        )
 
 
 def test_the_lock_holds_no_cuda_library_and_torch_is_pinned_there_only():

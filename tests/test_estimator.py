@@ -32,8 +32,9 @@ def data(n=240, seed=0):
 
 
 def quick(**params):
-    return TargetCodecRegressor(k=5, lr=1e-2, architecture=SMALL,
-                                training=TrainingConfig(batch_size=32, max_epochs=15, patience=15), **params)
+    return TargetCodecRegressor(
+        k=5, lr=1e-2, architecture=SMALL, training=TrainingConfig(batch_size=32, max_epochs=15, patience=15), **params
+    )
 
 
 def test_parameters_are_stored_as_given_and_clone_copies_them():
@@ -92,8 +93,9 @@ def test_a_two_dimensional_target_keeps_its_shape_through_cross_validation():
 
 def test_check_estimator():
     """scikit-learn's estimator checks, with 30 epochs (enough for check_regressors_train's R^2 > 0.5)."""
-    model = TargetCodecRegressor(k=5, lr=1e-2, architecture=SMALL,
-                                 training=TrainingConfig(batch_size=32, max_epochs=30, patience=30))
+    model = TargetCodecRegressor(
+        k=5, lr=1e-2, architecture=SMALL, training=TrainingConfig(batch_size=32, max_epochs=30, patience=30)
+    )
     results = check_estimator(model, expected_failed_checks=EXPECTED_FAILED_CHECKS, on_fail=None)
     failed = [(r["check_name"], repr(r["exception"])) for r in results if r["status"] == "failed"]
     assert not failed
