@@ -7,6 +7,7 @@
 # putting a new file into the cache, reruns that dataset's jobs only.
 
 import json
+import shlex
 import sys
 import time
 
@@ -58,11 +59,12 @@ DOWNLOAD_COMMAND = "{params.python} -m targetcodec.data.download {params.request
 
 
 def download_python(wildcards, output):
-    """The download jobs' Python: the conda environment's with --sdm conda, else Snakemake's own
-    (a function of output, like `request`, so that a new path to Python fetches nothing again)."""
+    """The download jobs' Python: the conda environment's with --sdm conda (importing targetcodec
+    from the repository, as Snakemake's script rules do), else Snakemake's own. A function of
+    output, like `request`, so that a new path to Python fetches nothing again."""
     if DeploymentMethod.CONDA in workflow.deployment_settings.deployment_method:
-        return "python"
-    return sys.executable
+        return f"PYTHONPATH={shlex.quote(workflow.basedir)} python"
+    return shlex.quote(sys.executable)
 
 
 def download_request(keys, output=None):
