@@ -27,7 +27,7 @@ def uniform_init(shape, fan_in: int, generator: torch.Generator) -> torch.Tensor
 def dropout_with_uniforms(h: torch.Tensor, u: torch.Tensor, p: float) -> torch.Tensor:
     """Inverted dropout given uniforms u ~ U[0, 1): keep where u >= p, scale by 1 / (1 - p).
 
-    Comparing uniforms costs a third of nn.Dropout's mask on CPU (shared/notes/performance.md);
+    Comparing uniforms costs about a third of nn.Dropout's mask on CPU (our measurement);
     the mask is built in place in ``u``, which the caller must not reuse.
     """
     return h * u.ge_(p).mul_(1.0 / (1.0 - p))

@@ -2,7 +2,7 @@
 
 Each run keeps its own initialisation, data order, dropout masks, learning rate and lambdas,
 gradient clipping, early stopping and best checkpoint; the pack only shares the arithmetic.
-See ``shared/notes/performance.md`` of the project for why (10x to 300x on a GPU).
+The README's "Speed" section has the measured gain (benchmarks/pack_speed.py).
 """
 
 from __future__ import annotations

@@ -92,6 +92,7 @@ def test_report_contains_every_table_and_figure(tiny_run):
     for name in FIGURES + ["table3_mae", "table4_rmse", "table5_r2", "table6_lambda_kl"]:
         assert f'"{name}' in html or f"{name}." in html, name
     assert "Figure 4 (bottom): impact of" in html and "over 2 seeds" in html
+    assert "This report reproduces the benchmark" in html  # workflow/report/workflow.rst, the introduction
 
 
 def test_run_files_carry_provenance(tiny_run):

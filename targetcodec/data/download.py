@@ -76,3 +76,37 @@ def ensure_all_cached(config: dict, keys: list[str], log=print) -> dict[str, lis
     if errors:
         raise DataSourceError(f"{len(errors)} dataset(s) could not be cached:\n" + "\n".join(errors))
     return done
+
+
+def download_config(config: dict, keys: list[str]) -> dict:
+    """The part of the workflow's config that the download of ``keys`` reads."""
+    return {"datasets": {key: config["datasets"][key] for key in keys}, "data_cache": config["data_cache"],
+            "download": config.get("download") or {}}
+
+
+def main(argv: list[str] | None = None) -> None:
+    """The download rules' command: ``python -m targetcodec.data.download REQUEST --log FILE``.
+
+    REQUEST is JSON: ``{"config": download_config(...), "datasets": [keys], "output": path or null}``;
+    with an output, ``download_one`` for the one dataset, else ``ensure_all_cached`` for all of them.
+    """
+    import argparse
+    import json
+
+    from ..joblog import job_log
+
+    parser = argparse.ArgumentParser(prog="python -m targetcodec.data.download", description=main.__doc__)
+    parser.add_argument("request", help="JSON: config, datasets, output")
+    parser.add_argument("--log", required=True, help="the job's log file")
+    args = parser.parse_args(argv)
+    request = json.loads(args.request)
+    with job_log(args.log) as log:
+        if request.get("output"):
+            (key,) = request["datasets"]
+            download_one(request["config"], key, request["output"], log)
+        else:
+            ensure_all_cached(request["config"], request["datasets"], log)
+
+
+if __name__ == "__main__":
+    main()

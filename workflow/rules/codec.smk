@@ -15,5 +15,7 @@ rule pretrain_codec:
     benchmark:
         f"{RESULTS}/benchmarks/pretrain_codec/{{dataset}}/k{{k}}.tsv"
     threads: config["threads"]
+    conda:
+        "../../envs/train.yaml"
     script:
         "../scripts/pretrain_codec.py"

@@ -43,8 +43,8 @@ K_SWEEP_CONFIGURATIONS = (
     else []
 )
 LAMBDA_SWEEPS = [p for p in ("lambda_kl", "lambda_auto") if SWEEPS[p]["enabled"] and "end_to_end" in config["methods"]]
-# Resources of every rule that trains networks (train*, sweep*): only these ask for a GPU, so profiles
-# need no list of rule names. A new training rule takes `resources: **TRAINING_RESOURCES`.
+# Resources of the training rules (train*, sweep*), the only ones that ask for a GPU, so profiles
+# need no list of rule names; a new training rule takes them as its resources (**TRAINING_RESOURCES).
 TRAINING_RESOURCES = dict(config["training_resources"])
 
 
@@ -151,3 +151,27 @@ def all_outputs():
     if all_sweep_files():
         files.append(f"{RESULTS}/sweeps.parquet")
     return files
+
+
+def report_settings():
+    """The params of every table and figure rule (targetcodec.report.outputs.ReportSettings)."""
+    settings = method_settings(config)
+    return {
+        "datasets": datasets(),
+        "codes": {d: dataset_code(d) for d in datasets()},
+        "configurations": [c.label for c in CONFIGURATIONS],
+        "labels": {c.label: c.display(settings) for c in CONFIGURATIONS},
+        "k": config["figures"]["k"],
+        "alpha": config["significance"]["alpha"],
+        "reference": config["significance"]["reference"],
+        "k_sweep_methods": SWEEPS["k"]["methods"],
+        "lambda_kl_dataset": SWEEPS["lambda_kl"]["figure_dataset"],
+        "lambda_sigma": config["codec"]["soft_binning_lambda_sigma"],
+        "seed": config["split"]["seed"],
+        "method_modules": config["method_modules"],
+    }
+
+
+def report_source(output_entry):
+    """What a table or figure is made from: metrics.parquet, sweeps.parquet or nothing."""
+    return {"metrics": f"{RESULTS}/metrics.parquet", "sweeps": f"{RESULTS}/sweeps.parquet", None: []}[output_entry.source]

@@ -12,6 +12,8 @@ rule aggregate:
         f"{RESULTS}/logs/aggregate.log",
     benchmark:
         f"{RESULTS}/benchmarks/aggregate.tsv"
+    conda:
+        "../../envs/workflow.yaml"
     script:
         "../scripts/aggregate.py"
 
@@ -25,30 +27,11 @@ rule aggregate_sweeps:
         f"{RESULTS}/logs/aggregate_sweeps.log",
     benchmark:
         f"{RESULTS}/benchmarks/aggregate_sweeps.tsv"
+    conda:
+        "../../envs/workflow.yaml"
     script:
         "../scripts/aggregate_sweeps.py"
 
-
-def report_settings():
-    """The params of every table and figure rule (targetcodec.report.outputs.ReportSettings)."""
-    settings = method_settings(config)
-    return {
-        "datasets": datasets(),
-        "codes": {d: dataset_code(d) for d in datasets()},
-        "configurations": [c.label for c in CONFIGURATIONS],
-        "labels": {c.label: c.display(settings) for c in CONFIGURATIONS},
-        "k": config["figures"]["k"],
-        "alpha": config["significance"]["alpha"],
-        "reference": config["significance"]["reference"],
-        "k_sweep_methods": SWEEPS["k"]["methods"],
-        "lambda_kl_dataset": SWEEPS["lambda_kl"]["figure_dataset"],
-        "lambda_sigma": config["codec"]["soft_binning_lambda_sigma"],
-        "seed": config["split"]["seed"],
-        "method_modules": config["method_modules"],
-    }
-
-
-SOURCE_FILES = {"metrics": f"{RESULTS}/metrics.parquet", "sweeps": f"{RESULTS}/sweeps.parquet", None: []}
 
 for output_entry in REPORT_OUTPUTS:
 
@@ -56,7 +39,7 @@ for output_entry in REPORT_OUTPUTS:
         name:
             output_entry.name
         input:
-            SOURCE_FILES[output_entry.source],
+            report_source(output_entry),
         output:
             [
                 report(
@@ -76,5 +59,7 @@ for output_entry in REPORT_OUTPUTS:
             f"{RESULTS}/logs/{output_entry.kind}s/{output_entry.name}.log",
         benchmark:
             f"{RESULTS}/benchmarks/{output_entry.kind}s/{output_entry.name}.tsv"
+        conda:
+            "../../envs/workflow.yaml"
         script:
             "../scripts/report_output.py"

@@ -24,5 +24,7 @@ rule sweep:
     threads: config["threads"]
     resources:
         **TRAINING_RESOURCES,
+    conda:
+        "../../envs/train.yaml"
     script:
         "../scripts/sweep.py"

@@ -28,5 +28,7 @@ for pack in PACKS:
         threads: config["threads"]
         resources:
             **TRAINING_RESOURCES,
+        conda:
+            "../../envs/train.yaml"
         script:
             "../scripts/train.py"
