@@ -11,7 +11,7 @@ def workdir(tmp_path_factory):
 
 
 @pytest.mark.parametrize("override, key, words", [
-    ("methods=[least_squares,gradient_boosting]", "methods[1]", "'gradient_boosting' is not one of"),
+    ("methods=[least_squares,gradient_boosting]", "methods[1]", "unknown method 'gradient_boosting'; known: least_squares"),
     ("k_values=[1,5]", "k_values[0]", "less than the minimum of 2"),
     ("seeds=-3", "seeds", "-3"),
     ("pack_size=0", "pack_size", "0"),
