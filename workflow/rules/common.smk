@@ -175,3 +175,56 @@ def report_settings():
 def report_source(output_entry):
     """What a table or figure is made from: metrics.parquet, sweeps.parquet or nothing."""
     return {"metrics": f"{RESULTS}/metrics.parquet", "sweeps": f"{RESULTS}/sweeps.parquet", None: []}[output_entry.source]
+
+
+# The data stage (data.smk): the raw-data cache and the files each dataset is prepared from.
+
+import json
+import shlex
+import sys
+import time
+
+from snakemake.settings.types import DeploymentMethod
+
+from targetcodec.data.download import download_config
+from targetcodec.data.sources import DataSourceError, get_source, raw_files as _raw_files
+
+DATA_CACHE = str(Path(config["data_cache"]))  # without a trailing slash
+
+
+def dataset_raw_files(key):
+    """The files a dataset is prepared from: its cache file (network sources) or its local file."""
+    try:
+        return [str(path) for path in _raw_files(key, config["datasets"][key], DATA_CACHE)]
+    except DataSourceError as e:
+        raise WorkflowError(str(e)) from None
+
+
+def needs_network(key):
+    try:
+        return get_source(key, config["datasets"][key]).needs_network
+    except DataSourceError as e:
+        raise WorkflowError(str(e)) from None
+
+
+def download_origin(spec):
+    return {k: spec[k] for k in ("source", "id", "flag", "size", "served_target_transform") if k in spec}
+
+
+def network_datasets():
+    return [key for key in datasets() if needs_network(key)]
+
+
+def download_python(wildcards, output):
+    """The download jobs' Python: the conda environment's with --sdm conda (importing targetcodec
+    from the repository, as Snakemake's script rules do), else Snakemake's own. A function of
+    output, like `request`, so that a new path to Python fetches nothing again."""
+    if DeploymentMethod.CONDA in workflow.deployment_settings.deployment_method:
+        return f"PYTHONPATH={shlex.quote(workflow.basedir)} python"
+    return shlex.quote(sys.executable)
+
+
+def download_request(keys, output=None):
+    return json.dumps(
+        {"config": download_config(config, keys), "datasets": keys, "output": output}
+    )

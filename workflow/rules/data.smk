@@ -6,45 +6,9 @@
 # offline compute nodes. prepare depends on a dataset's cache file, so adding a dataset, or
 # putting a new file into the cache, reruns that dataset's jobs only.
 
-import json
-import shlex
-import sys
-import time
-
-from snakemake.settings.types import DeploymentMethod
-
-from targetcodec.data.download import download_config
-from targetcodec.data.sources import DataSourceError, get_source, raw_files as _raw_files
-
-DATA_CACHE = str(Path(config["data_cache"]))  # without a trailing slash
-
-
 localrules:
     download,
     download_dataset,
-
-
-def dataset_raw_files(key):
-    """The files a dataset is prepared from: its cache file (network sources) or its local file."""
-    try:
-        return [str(path) for path in _raw_files(key, config["datasets"][key], DATA_CACHE)]
-    except DataSourceError as e:
-        raise WorkflowError(str(e)) from None
-
-
-def needs_network(key):
-    try:
-        return get_source(key, config["datasets"][key]).needs_network
-    except DataSourceError as e:
-        raise WorkflowError(str(e)) from None
-
-
-def download_origin(spec):
-    return {k: spec[k] for k in ("source", "id", "flag", "size", "served_target_transform") if k in spec}
-
-
-def network_datasets():
-    return [key for key in datasets() if needs_network(key)]
 
 
 # The download rules are shell rules running `python -m targetcodec.data.download`, so that
@@ -56,21 +20,6 @@ def network_datasets():
 # config travels in `request`, a params function of `output`: Snakemake does not compare such
 # derived params between runs, so only `origin` (what the file is) fetches a file again.
 DOWNLOAD_COMMAND = "{params.python} -m targetcodec.data.download {params.request:q} --log {log:q}"
-
-
-def download_python(wildcards, output):
-    """The download jobs' Python: the conda environment's with --sdm conda (importing targetcodec
-    from the repository, as Snakemake's script rules do), else Snakemake's own. A function of
-    output, like `request`, so that a new path to Python fetches nothing again."""
-    if DeploymentMethod.CONDA in workflow.deployment_settings.deployment_method:
-        return f"PYTHONPATH={shlex.quote(workflow.basedir)} python"
-    return shlex.quote(sys.executable)
-
-
-def download_request(keys, output=None):
-    return json.dumps(
-        {"config": download_config(config, keys), "datasets": keys, "output": output}
-    )
 
 
 rule download_dataset:
