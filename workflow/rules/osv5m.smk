@@ -90,12 +90,14 @@ if OSV_KEYS:
                 prepare(params.root, OSV_CACHE, embeddings=params.embeddings, validation=params.validation,
                         validation_seed=params.validation_seed, log=log_line)
 
-    for osv_pack in OSV_PACKS:
+    # One rule per pack (or per seed with DDP), named osv5m_train, or osv5m_train_0, osv5m_train_1, ... when
+    # there are several: names that profiles/osv5m can list without knowing the seeds.
+    for osv_index, osv_pack in enumerate(OSV_PACKS):
         osv_pack_name = f"seeds{osv_pack[0]}-{osv_pack[-1]}" if len(osv_pack) > 1 else f"seed{osv_pack[0]}"
 
         rule:
             name:
-                "osv5m_train" if len(OSV_PACKS) == 1 else f"osv5m_train_{osv_pack_name}".replace("-", "_")
+                "osv5m_train" if len(OSV_PACKS) == 1 else f"osv5m_train_{osv_index}"
             input:
                 [f"{OSV_CACHE}/{name}" for name in CACHE_FILES],
             output:
