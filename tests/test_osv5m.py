@@ -261,3 +261,40 @@ def test_the_stage_runs_end_to_end_through_snakemake(standin, tmp_path):
         assert record["metrics"]["test_mae"] < record["training_mean_test_mae"]  # beats predicting the training mean
     assert json.loads((results / "prepared/osv5m/summary.json").read_text())["table1"]["#num. test points"] == 150
     assert not (results / "checkpoints").exists() or not any((results / "checkpoints").rglob("*.ckpt"))
+
+
+# --------------------------------------------------------------------------- StreetCLIP embeddings
+def test_embed_rule_code_writes_cls_tokens_and_resumes_per_shard(tmp_path):
+    transformers = pytest.importorskip("transformers", reason="the embed extra (transformers) is not installed")
+    import zipfile
+
+    from PIL import Image
+
+    from targetcodec.data.embed import embed_split, load_model
+
+    config = transformers.CLIPVisionConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2,
+                                           image_size=32, patch_size=8)
+    torch.manual_seed(0)
+    transformers.CLIPVisionModel(config).save_pretrained(tmp_path / "model")
+    transformers.CLIPImageProcessor(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32}).save_pretrained(tmp_path / "model")
+    rng = np.random.default_rng(0)
+    for shard, ids in (("00", ["11", "12", "13"]), ("01", ["21", "22"])):
+        (tmp_path / "images" / "train").mkdir(parents=True, exist_ok=True)
+        with zipfile.ZipFile(tmp_path / "images" / "train" / f"{shard}.zip", "w") as z:
+            for ident in ids:
+                buf = io.BytesIO()
+                Image.fromarray(rng.integers(0, 255, (40, 48, 3), dtype=np.uint8)).save(buf, format="JPEG")
+                z.writestr(f"{ident}.jpg", buf.getvalue())
+    out = tmp_path / "emb"
+    assert embed_split(tmp_path / "images", "train", out, str(tmp_path / "model"), batch_size=2, device="cpu") == 5
+    net, processor = load_model(str(tmp_path / "model"))
+    with zipfile.ZipFile(tmp_path / "images" / "train" / "01.zip") as z:
+        image = Image.open(io.BytesIO(z.read("22.jpg"))).convert("RGB")
+    with torch.no_grad():
+        expected = net(**processor(images=[image], return_tensors="pt")).last_hidden_state[0, 0].numpy()
+    saved = np.load(out / "train" / "22.npy")
+    assert saved.shape == (32,) and saved.dtype == np.float32 and np.allclose(saved, expected, atol=1e-5)
+    (out / "train" / ".done" / "01").unlink()  # as if killed during the second shard
+    assert embed_split(tmp_path / "images", "train", out, str(tmp_path / "model"), device="cpu") == 2
+    with pytest.raises(RuntimeError, match="neither a local folder nor in the Hugging Face cache"):
+        load_model(str(tmp_path / "no-such-model"))

@@ -39,14 +39,21 @@ def osv5m_root():
     return root
 
 
+OSV_IMAGES = OSV["embed"].get("images")
+OSV_EMBEDDINGS = f"{RESULTS}/osv5m/embeddings" if OSV_IMAGES else OSV["embeddings"]
+
+
 def osv5m_inputs():
     from targetcodec.data.sources.osv5m import input_files
     from targetcodec.data.sources import DataSourceError
 
     try:
-        return [str(p) for p in input_files(osv5m_root())]
+        files = [str(p) for p in input_files(osv5m_root())]
     except DataSourceError as e:
         raise WorkflowError(str(e)) from None
+    if OSV_IMAGES:  # embeddings computed by osv5m_embed from the images
+        files += [f"{OSV_EMBEDDINGS}/{split}.done" for split in ("train", "test")]
+    return files
 
 
 def osv5m_outputs():
@@ -75,7 +82,7 @@ if OSV_KEYS:
             [f"{OSV_CACHE}/{name}" for name in CACHE_FILES],
         params:
             root=osv5m_root(),
-            embeddings=OSV["embeddings"],
+            embeddings=OSV_EMBEDDINGS,
             validation=OSV["validation"],
             validation_seed=OSV["validation_seed"],
         log:
@@ -122,6 +129,39 @@ if OSV_KEYS:
                 **(OSV["training_resources"] | ({"gpu": OSV["ddp_processes"]} if OSV["parallel"] == "ddp" and OSV["training_resources"].get("gpu", 1) else {})),
             shell:
                 "OMP_NUM_THREADS={OSV[threads]} {params.launcher} -m targetcodec.train.osv5m {params.job}"
+
+    if OSV_IMAGES:
+
+        rule osv5m_embed:
+            # StreetCLIP CLS embeddings of images/<split>/NN.zip (config key osv5m.embed.images), resumable per zip
+            input:
+                lambda wc: sorted(str(p) for p in (Path(OSV_IMAGES) / wc.split).glob("*.zip")),
+            output:
+                f"{OSV_EMBEDDINGS}/{{split}}.done",
+            wildcard_constraints:
+                split="train|test|val",
+            params:
+                images=OSV_IMAGES,
+                model=OSV["embed"]["model"],
+                batch_size=OSV["embed"]["batch_size"],
+                device=config["device"],
+            log:
+                f"{RESULTS}/logs/osv5m_embed/{{split}}.log",
+            benchmark:
+                f"{RESULTS}/benchmarks/osv5m_embed/{{split}}.tsv"
+            threads: OSV["threads"]
+            resources:
+                **OSV["embed"]["resources"],
+            run:
+                from targetcodec.data.embed import embed_split
+                from targetcodec.io import atomic_write_text
+                from targetcodec.joblog import job_log, set_threads
+
+                with job_log(log[0]) as log_line:
+                    set_threads(threads)
+                    n = embed_split(params.images, wildcards.split, OSV_EMBEDDINGS, params.model, params.batch_size,
+                                    params.device, log_line)
+                    atomic_write_text(output[0], f"{n}\n")
 
     rule osv5m_report:
         input:
