@@ -301,3 +301,18 @@ def test_embed_rule_code_writes_cls_tokens_and_resumes_per_shard(tmp_path):
     assert embed_split(tmp_path / "images", "train", out, str(tmp_path / "model"), device="cpu") == 2
     with pytest.raises(RuntimeError, match="neither a local folder nor in the Hugging Face cache"):
         load_model(str(tmp_path / "no-such-model"))
+
+
+def test_every_method_of_the_library_runs_on_this_stage(standin, tmp_path):
+    from targetcodec.train.osv5m import run_job
+
+    _, _, _, cache = standin
+    for label in ("huber", "softmax_least_squares-k9", "hard_binning-k9", "soft_binning-k9", "trained_codec-k10"):
+        record = run_job(_job(cache, tmp_path, label, [0], settings=dict(examples=128 * 3, log_every=3, codec_pretrain_steps=20)))[0]
+        assert np.isfinite(record["metrics"]["test_mae"]) and record["metrics"]["test_median_km"] >= 0, label
+
+
+def test_the_stage_needs_its_data_folder(tmp_path):
+    workdir = copy_workflow(tmp_path / "wf", git=False)
+    proc = snakemake(workdir, "-n", "--cores", "1", "--config", "run_datasets=[osv5m]", check=False)
+    assert proc.returncode != 0 and "osv5m_dir" in proc.stdout + proc.stderr

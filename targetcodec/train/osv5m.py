@@ -63,6 +63,8 @@ class OSVSettings:
     init_lambda_sigma: float = 1.0
     soft_binning_lambda_sigma: float = 0.5
     huber_delta: float = 1.0
+    codec_pretrain_steps: int = 2000  # trained-codec method: eq. (7) on up to 100,000 training targets
+    codec_pretrain_lr: float = 1e-2
 
     @property
     def total_steps(self) -> int:
@@ -82,6 +84,7 @@ class OSVSettings:
             lambda_kl=_number(e2e["lambda_kl"], "end_to_end.lambda_kl"), lambda_auto=_number(e2e["lambda_auto"], "end_to_end.lambda_auto"),
             lambda_pred=e2e["lambda_pred"], alpha=config["codec"]["alpha"], init_lambda_sigma=config["codec"]["init_lambda_sigma"],
             soft_binning_lambda_sigma=config["codec"]["soft_binning_lambda_sigma"], huber_delta=config["huber_delta"],
+            codec_pretrain_steps=config["codec"]["pretrain"]["steps"], codec_pretrain_lr=config["codec"]["pretrain"]["lr"],
         )
 
 
@@ -203,7 +206,8 @@ def make_codec(method, k: int | None, y_train: np.ndarray, s: OSVSettings, seed:
     g = round(math.sqrt(k))
     codec = unit_square_grid_codec(k, 2, s.init_lambda_sigma) if g * g == k else initial_codec(sample, k, s.init_lambda_sigma, seed)
     if method.needs_pretrained_codec(_method_settings(s)):
-        codec, report = pretrain_codec(codec, sample, alpha=s.alpha, weight_decay=s.codec_weight_decay, log=log)
+        codec, report = pretrain_codec(codec, sample, alpha=s.alpha, steps=s.codec_pretrain_steps, lr=s.codec_pretrain_lr,
+                                       weight_decay=s.codec_weight_decay, log=log)
         log(f"pre-trained codec: auto-encoding error {report['final_autoencoding_error']:.3g}")
     return codec
 
