@@ -127,11 +127,39 @@ def _wds_row(shard: Path, key: str, sample: dict):
         raise DataSourceError(f"osv5m: {where}: no latitude/longitude in its .json (keys: {', '.join(sorted(meta))})")
     lat, lon = _check_coords(meta["latitude"], meta["longitude"], where)
     try:
-        emb = np.load(io.BytesIO(sample["npy"]), allow_pickle=False).reshape(-1)
+        emb = _npy_vector(sample["npy"])
     except ValueError as e:
         raise DataSourceError(f"osv5m: {where}: unreadable embedding ({e})") from None
     ident = str(meta.get("id", key))
     return ident, (lat, lon), emb, {c: str(meta.get(c, "")) for c in LABEL_COLUMNS}
+
+
+_NPY_HEADERS: dict[bytes, tuple[np.dtype, int]] = {}
+
+
+def _npy_vector(data: bytes) -> np.ndarray:
+    """A flat array from .npy bytes; the header is parsed once per distinct header (all samples share
+    one), which makes reading shards several times faster than np.load per sample."""
+    if data[:6] != b"\x93NUMPY" or data[6] not in (1, 2, 3):
+        raise ValueError("not an .npy file")
+    size = 2 if data[6] == 1 else 4
+    header_len = int.from_bytes(data[8 : 8 + size], "little")
+    offset = 8 + size + header_len
+    header = data[8 + size : offset]
+    if header not in _NPY_HEADERS:
+        import ast
+
+        d = ast.literal_eval(header.decode("latin1"))
+        if d.get("fortran_order") or not isinstance(d.get("shape"), tuple):
+            raise ValueError(f"unsupported .npy header {d}")
+        dtype = np.dtype(d["descr"])
+        if dtype.hasobject:
+            raise ValueError("object arrays are not embeddings")
+        _NPY_HEADERS[header] = (dtype, int(np.prod(d["shape"])))
+    dtype, count = _NPY_HEADERS[header]
+    if len(data) - offset != count * dtype.itemsize:
+        raise ValueError(f"{len(data) - offset} bytes of data where the header announces {count} x {dtype}")
+    return np.frombuffer(data, dtype=dtype, count=count, offset=offset)
 
 
 def _chunk(rows) -> Chunk:
