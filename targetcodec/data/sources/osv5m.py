@@ -30,6 +30,7 @@ from typing import Callable, Iterator
 import numpy as np
 
 from ..errors import DataSourceError
+from .base import RawData, Source
 
 EMBEDDING_SUFFIX = ".street_clip.npy"
 LABEL_COLUMNS = ["unique_country", "unique_region", "unique_sub-region", "unique_city"]
@@ -365,3 +366,11 @@ def target_range(mode: str, train_coords: np.ndarray | None = None) -> tuple[np.
         lo, hi = train_coords.min(0), train_coords.max(0)
         return lo, np.where(hi > lo, hi - lo, 1.0)
     raise ValueError(f"unknown target scaling {mode!r} (config key 'osv5m.target_scaling': 'fixed' or 'minmax')")
+
+
+def _load(key: str, spec: dict, cache_dir: Path) -> RawData:
+    raise DataSourceError(f"dataset {key!r}: the osv5m source is prepared by its own stage (workflow/rules/osv5m.smk, "
+                          f"rule osv5m_prepare), not by the tabular prepare rule")
+
+
+SOURCE = Source(name="osv5m", load=_load)
