@@ -18,10 +18,10 @@ from targetcodec.data.errors import DataSourceError
 from targetcodec.data.osv5m_standin import write_standin
 from targetcodec.data.sources.osv5m import CACHE_FILES, Cache, prepare, scale_targets, unscale_targets
 from targetcodec.geo import accuracy_within, geolocation_metrics, geoscore, haversine_km
-from workflow_helpers import REPO, copy_workflow, snakemake
+from workflow_helpers import copy_workflow, snakemake
 
 PARIS, LONDON = (48.8566, 2.3522), (51.5074, -0.1278)
-SMALL = dict(width=16, depth=2, batch_size=128, examples=128 * 60, warmup_steps=10, lr=3e-3, log_every=20,
+SMALL = dict(width=16, depth=2, batch_size=128, examples=128 * 40, warmup_steps=10, lr=3e-3, log_every=20,
              checkpoint_every=20, eval_batch_size=512)
 
 
@@ -209,11 +209,11 @@ def test_killed_and_resumed_job_gives_the_same_numbers(standin, tmp_path):
     _, _, _, cache = standin
     whole = run_job(_job(cache, tmp_path / "a", "end_to_end-k625", [0, 1]))
     ckpt = tmp_path / "b" / "ckpt.pt"
-    assert run_job(_job(cache, tmp_path / "b", "end_to_end-k625", [0, 1], checkpoint=str(ckpt), stop_after_step=37)) is None
+    assert run_job(_job(cache, tmp_path / "b", "end_to_end-k625", [0, 1], checkpoint=str(ckpt), stop_after_step=23)) is None
     assert ckpt.exists() and not (tmp_path / "b" / "end_to_end-k625-0.json").exists()
     log = tmp_path / "b" / "resume.log"
     resumed = run_job(_job(cache, tmp_path / "b", "end_to_end-k625", [0, 1], checkpoint=str(ckpt), log=str(log)))
-    assert "resumed from checkpoint" in log.read_text() and "after step 37" in log.read_text()
+    assert "resumed from checkpoint" in log.read_text() and "after step 23" in log.read_text()
     assert [r["metrics"] for r in resumed] == [r["metrics"] for r in whole]
     assert not ckpt.exists()
     # a pack member equals the same seed trained alone
@@ -249,7 +249,7 @@ def test_the_stage_runs_end_to_end_through_snakemake(standin, tmp_path):
     _, wds, _, _ = standin
     workdir = copy_workflow(tmp_path / "wf", git=False)
     snakemake(workdir, "--cores", "2", "--configfile", "presets/osv5m_standin.yaml", "--config", "run_datasets=[osv5m]",
-              f"osv5m_dir={wds}", "osv5m={seeds: 2, head: {width: 16, depth: 2, expansion: 4}, batch_size: 128, examples: 7680, "
+              f"osv5m_dir={wds}", "osv5m={seeds: 2, head: {width: 16, depth: 2, expansion: 4}, batch_size: 128, examples: 5120, "
               "warmup_steps: 10, lr: 0.003, training_resources: {gpu: 0}}")
     results = workdir / "results" / "osv5m_standin"
     for ext in ("md", "csv", "tex"):

@@ -20,7 +20,6 @@ training splits) and ``summary.json`` (Table 1's column).
 
 from __future__ import annotations
 
-import io
 import json
 import tarfile
 import time
