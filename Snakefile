@@ -4,6 +4,7 @@
 #   snakemake --cores all --configfile presets/demo.yaml   # offline demo, minutes on a laptop
 #   snakemake --profile profiles/slurm                     # on a SLURM GPU cluster (docs/slurm.md)
 #   snakemake --profile profiles/local-gpu                 # one machine, a GPU per training job
+#   snakemake --cores all --config 'run_datasets=[osv5m]' osv5m_dir=/path   # OpenStreetView-5M, Table 2
 #
 # Rules live in workflow/rules/, the scripts they run in workflow/scripts/, and the method itself
 # in the importable package targetcodec/.
@@ -25,9 +26,10 @@ include: "workflow/rules/codec.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/sweep.smk"
 include: "workflow/rules/report.smk"
+include: "workflow/rules/osv5m.smk"
 
 
 rule all:
     input:
-        all_outputs(),
+        all_outputs() + osv5m_outputs(),
     default_target: True

@@ -278,3 +278,20 @@ def pretrain_codec(
     if not math.isfinite(report["final_autoencoding_error"]):
         raise FloatingPointError("codec pre-training diverged (non-finite auto-encoding error)")
     return trained, report
+
+
+def unit_square_grid_codec(k: int, m: int = 2, lambda_sigma: float = 1.0) -> Codec:
+    """A uniform grid of k = g^m centroids over the unit cube [0, 1]^m, placed like the 1-D grid of
+    ``grid_centroids``: the cell midpoints (i + 1/2) / g of each axis, delta_mu = 1 / g.
+
+    Table 2's end-to-end run (section 4): k = 625, mu initialised as a uniform 25 x 25 grid, the targets
+    (latitude, longitude) being scaled to [0, 1]. sigma = lambda_sigma * delta_mu and w through eq. (4) -> (5).
+    """
+    g = int(round(k ** (1.0 / m)))
+    if g**m != k or g < 2:
+        raise ValueError(f"k = {k} is not g^{m} for an integer g >= 2 (a {m}-D uniform grid needs k = 4, 9, ..., 625, ...)")
+    axis = (np.arange(g) + 0.5) / g
+    mesh = np.stack(np.meshgrid(*([axis] * m), indexing="ij"), axis=-1).reshape(k, m)
+    c = torch.as_tensor(mesh, dtype=torch.float64)
+    w_lin, w_bias = gaussian_to_softmax_weights(c, lambda_sigma / g)
+    return Codec(w_lin=w_lin, w_bias=w_bias, mu=c.clone(), centroids=c, spacing=1.0 / g)

@@ -6,7 +6,8 @@ import yaml
 
 # Keys whose values are names, never numbers (a column may be called "1").
 STRING_KEYS = {"target", "code", "name", "path", "flag", "drop", "run_datasets", "methods", "separator", "results",
-               "data_cache", "device", "sha256", "source", "url", "method_modules", "reference"}
+               "data_cache", "device", "sha256", "source", "url", "method_modules", "reference", "osv5m_dir", "embeddings",
+               "model", "images"}
 
 
 def coerce_command_line_values(value, key=None):

@@ -76,3 +76,20 @@ def learning_rate_factor(step: int, total_steps: int, schedule: str, warmup_frac
         return (step + 1) / warmup
     progress = (step - warmup) / max(1, total_steps - warmup)
     return 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+
+
+class PackedAdamW(PackedAdam):
+    """AdamW (Loshchilov and Hutter, 2019) per run: weight decay decoupled from the gradient, as
+    torch.optim.AdamW does (p <- p - lr * wd * p before the Adam step). The OSV5M head of Appendix C
+    ("weight decay of 0.05 for the ViT-L, as in Dufour et al., 2024") trains with it."""
+
+    @torch.no_grad()
+    def step(self, grads: list[torch.Tensor], lr: torch.Tensor) -> None:
+        for p, wd in zip(self.params, self.weight_decays):
+            if wd:
+                p.mul_(1 - (lr * wd).reshape(-1, *([1] * (p.dim() - 1))))
+        decays, self.weight_decays = self.weight_decays, [0.0] * len(self.params)
+        try:
+            super().step(grads, lr)
+        finally:
+            self.weight_decays = decays

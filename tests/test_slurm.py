@@ -215,3 +215,33 @@ def wait_until(condition, seconds: float) -> None:
     while not condition():
         assert time.monotonic() < deadline, f"gave up waiting after {seconds} s"
         time.sleep(0.1)
+
+
+def test_the_osv5m_stage_runs_through_its_profile(slurm_env, tmp_path):
+    """profiles/osv5m (profiles/slurm plus the OSV5M jobs' resources) on a stand-in: every job through
+    sbatch, the training jobs with the config's GPU and the profile's CPUs, Table 2 written."""
+    from targetcodec.data.osv5m_standin import write_standin
+
+    data = write_standin(tmp_path / "standin", "wds", train=600, test=100, dim=16, shard_size=300)
+    workdir = copy_workflow(tmp_path / "wf")
+    env = dict(slurm_env, OSV5M_TRAIN_MEM_MB="500", OSV5M_TRAIN_CPUS="1", OSV5M_TRAIN_RUNTIME="20",
+               OSV5M_PREPARE_MEM_MB="500", OSV5M_PREPARE_RUNTIME="20")
+    command = ["timeout", "-k", "10", "-s", "TERM", "600", sys.executable, "-m", "snakemake", "--profile", "profiles/osv5m",
+               *FAST_POLLING, "--configfile", "presets/osv5m_standin.yaml", "--config", f"osv5m_dir={data}",
+               "osv5m={seeds: 2, methods: [least_squares, end_to_end], head: {width: 8, depth: 1, expansion: 2}, "
+               "batch_size: 64, examples: 1280, warmup_steps: 5, lr: 0.003, training_resources: {gpu: 1, cpus_per_task: 1}}"]
+    proc = subprocess.run(command, cwd=workdir, env=env, capture_output=True, text=True)
+    output = proc.stdout + proc.stderr
+    assert proc.returncode == 0, output[-8000:]
+    run_id = re.search(r"SLURM run ID: (\S+)", output)[1]
+    jobs = [dict(zip(["state", "tres", "comment", "timelimit"], row))
+            for row in sacct(slurm_env, "-X", "--name", run_id, "--format=State,AllocTRES,Comment,Timelimit")]
+    rules = Counter(rule_of(job["comment"]) for job in jobs)
+    assert rules == {"osv5m_prepare": 1, "osv5m_train": 2, "osv5m_report": 1}, rules
+    assert {job["state"] for job in jobs} == {"COMPLETED"}
+    for job in jobs:
+        training = rule_of(job["comment"]) == "osv5m_train"
+        assert ("gres/gpu=1" in job["tres"]) == training, job
+        if rule_of(job["comment"]) != "osv5m_report":
+            assert job["timelimit"] == "00:20:00", job  # the profile's set-resources, from the site variables
+    assert (workdir / "results/osv5m_standin/tables/table2_osv5m.md").exists()

@@ -3,7 +3,8 @@
 A source has two steps: ``fetch`` (network, run by the workflow's download rules only) fills
 the raw-data cache, and ``load`` (offline) reads a dataset from the cache or a local file. Sources
 that need no network (``file``, ``sklearn``, ``synthetic``: local.py) have nothing to fetch; the
-network sources ``openml``, ``uci`` and ``medmnist`` have a module each.
+network sources ``openml``, ``uci`` and ``medmnist`` have a module each; ``osv5m`` (OpenStreetView-5M
+embeddings) is read by its own stage.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..cache import FileCheck, verified_files
-from . import local, medmnist, openml, uci
+from . import local, medmnist, openml, osv5m, uci
 from .base import DataSourceError, RawData, Source
 from .local import synthetic_table
 
@@ -22,7 +23,7 @@ __all__ = ["DataSourceError", "RawData", "Source", "SOURCES", "get_source", "loa
 # The source registry: a new source is a module with a Source, and one entry here.
 SOURCES: dict[str, Source] = {
     source.name: source
-    for source in (local.FILE, local.SKLEARN, local.SYNTHETIC, openml.SOURCE, uci.SOURCE, medmnist.SOURCE)
+    for source in (local.FILE, local.SKLEARN, local.SYNTHETIC, openml.SOURCE, uci.SOURCE, medmnist.SOURCE, osv5m.SOURCE)
 }
 
 
