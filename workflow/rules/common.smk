@@ -7,7 +7,7 @@ from snakemake.utils import validate
 
 from targetcodec.config import check_config, coerce_command_line_values, describe_validation_error
 from targetcodec.methods import METHODS
-from targetcodec.report.outputs import IN_REPORT, OUTPUTS
+from targetcodec.report.outputs import EXTENSIONS, IN_REPORT, OUTPUTS
 from targetcodec.train.settings import (
     Configuration,
     Runtime,
@@ -230,3 +230,69 @@ def download_request(keys, output=None):
     return json.dumps(
         {"config": download_config(config, keys), "datasets": keys, "output": output}
     )
+
+
+# The OSV5M stage (osv5m.smk): active only when a dataset with source osv5m is in the run.
+
+import json
+import shlex
+import sys
+
+from targetcodec.data.sources.osv5m import CACHE_FILES
+from targetcodec.train.settings import Configuration
+
+OSV = config["osv5m"]
+OSV_KEYS = [key for key in (config["run_datasets"] or [k for k, s in config["datasets"].items() if s.get("enabled", True)])
+            if config["datasets"][key].get("source") == "osv5m"]
+if len(OSV_KEYS) > 1:
+    raise WorkflowError(f"Invalid configuration: config key 'run_datasets': only one osv5m dataset per run ({', '.join(OSV_KEYS)})")
+OSV_SEEDS = list(range(OSV["seeds"])) if isinstance(OSV["seeds"], int) else list(OSV["seeds"])
+OSV_LABELS = [c.label for c in configurations(OSV["methods"], [OSV["k"]])]
+OSV_CACHE = f"{RESULTS}/prepared/osv5m"
+if OSV["parallel"] == "ddp":
+    OSV_PACKS = [[seed] for seed in OSV_SEEDS]
+else:
+    OSV_PACKS = seed_packs(OSV_SEEDS, OSV["pack_size"])
+
+
+def osv5m_root():
+    key = OSV_KEYS[0]
+    root = config.get("osv5m_dir") or config["datasets"][key].get("path")
+    if not root:
+        raise WorkflowError(f"Invalid configuration: dataset {key!r} needs its data folder: config key 'osv5m_dir' "
+                            f"(--config osv5m_dir=/path) or 'datasets.{key}.path'")
+    return root
+
+
+OSV_IMAGES = OSV["embed"].get("images")
+OSV_EMBEDDINGS = f"{RESULTS}/osv5m/embeddings" if OSV_IMAGES else OSV["embeddings"]
+
+
+def osv5m_inputs():
+    from targetcodec.data.sources.osv5m import input_files
+    from targetcodec.data.sources import DataSourceError
+
+    try:
+        files = [str(p) for p in input_files(osv5m_root())]
+    except DataSourceError as e:
+        raise WorkflowError(str(e)) from None
+    if OSV_IMAGES:  # embeddings computed by osv5m_embed from the images
+        files += [f"{OSV_EMBEDDINGS}/{split}.done" for split in ("train", "test")]
+    return files
+
+
+def osv5m_outputs():
+    if not OSV_KEYS:
+        return []
+    return (
+        expand(f"{RESULTS}/tables/{{t}}.{{ext}}", t=["table2_osv5m", "osv5m_geolocation"], ext=EXTENSIONS["table"])
+        + expand(f"{RESULTS}/figures/{{f}}.{{ext}}", f=["osv5m_error_cdf", "osv5m_world_errors"], ext=EXTENSIONS["figure"])
+        + [f"{OSV_CACHE}/summary.json"]
+    )
+
+
+def osv5m_job_settings():
+    from dataclasses import asdict
+    from targetcodec.train.osv5m import OSVSettings
+
+    return asdict(OSVSettings.from_config(config))
