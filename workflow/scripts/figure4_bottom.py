@@ -1,12 +1,11 @@
 """Rule figure4_bottom: test MAE against lambda_KL on one dataset (Figure 4, bottom)."""
 
-import pandas as pd
-
 from targetcodec.report.figures import figure_lambda_kl
+from targetcodec.io import read_parquet
 from targetcodec.joblog import job_log
 
 with job_log(snakemake.log[0]) as log:  # noqa: F821
-    sweeps = pd.read_parquet(snakemake.input[0])  # noqa: F821
+    sweeps = read_parquet(snakemake.input[0])  # noqa: F821
     p = snakemake.params  # noqa: F821
     swept = list(dict.fromkeys(sweeps.loc[sweeps["param"] == "lambda_kl", "dataset"]))
     dataset = p.dataset if p.dataset in swept else swept[0]

@@ -2,13 +2,12 @@
 
 from pathlib import Path
 
-import pandas as pd
-
 from targetcodec.report.figures import figure_averaged, figure_normalised
+from targetcodec.io import read_parquet
 from targetcodec.joblog import job_log
 
 with job_log(snakemake.log[0]) as log:  # noqa: F821
-    frame = pd.read_parquet(snakemake.input[0])  # noqa: F821
+    frame = read_parquet(snakemake.input[0])  # noqa: F821
     frame = frame[frame["configuration"].isin(snakemake.params.configurations)]  # noqa: F821
     folder = Path(snakemake.output[0]).parent  # noqa: F821
     codes, k = snakemake.params.codes, snakemake.params.k  # noqa: F821
