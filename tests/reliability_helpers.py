@@ -4,13 +4,16 @@ prepared data, and real training jobs in a temporary folder."""
 from __future__ import annotations
 
 import copy
+import os
 from pathlib import Path
 
 import numpy as np
+import pytest
 import yaml
 from snakemake.utils import update_config, validate
 
 from targetcodec.data.prepare import prepare_dataset
+from workflow_helpers import copy_workflow, snakemake
 
 REPO = Path(__file__).resolve().parents[1]
 SCHEMA = str(REPO / "workflow" / "schemas" / "config.schema.yaml")
@@ -43,3 +46,29 @@ def with_arrays(src: Path, dest: Path, **changes) -> Path:
     arrays.update(changes)
     np.savez(dest, **arrays)
     return dest
+
+
+FAILING = ("run_datasets: [diabetes]\nmethods: [least_squares, huber]\ntraining: {mlp: {lr: 1000.0}}\n"
+           "sweeps: {lr: {enabled: false}, lambda_kl: {enabled: false}, k: {enabled: false}}\n")
+FAILING_ARGS = ["--cores", "2", "--configfile", "presets/tiny.yaml", "failing.yaml"]
+FAILING_TARGET = "results/tiny/tables/table3_mae.md"
+SHARED_UMASK = 0o002  # a folder shared with a group
+
+
+def snakemake_with_umask(umask: int, workdir: Path, *args, **kwargs):
+    """Snakemake run with this umask (the child process inherits it)."""
+    previous = os.umask(umask)
+    try:
+        return snakemake(workdir, *args, **kwargs)
+    finally:
+        os.umask(previous)
+
+
+@pytest.fixture(scope="session")
+def failing_run(tmp_path_factory):
+    """Snakemake on a small config (diabetes, least squares and Huber, 2 seeds, no sweeps) where
+    every reported run blows up (learning rate 1000), up to Table 3, under umask 002."""
+    workdir = copy_workflow(tmp_path_factory.mktemp("failing"), git=False)
+    (workdir / "failing.yaml").write_text(FAILING)
+    snakemake_with_umask(SHARED_UMASK, workdir, FAILING_TARGET, *FAILING_ARGS)
+    return workdir, workdir / "results" / "tiny"

@@ -15,14 +15,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from reliability_helpers import prepared_diabetes, with_arrays, workflow_config
+from reliability_helpers import (FAILING_ARGS, FAILING_TARGET, SHARED_UMASK, failing_run, prepared_diabetes,  # noqa: F401
+                                 snakemake_with_umask, with_arrays, workflow_config)
 from targetcodec.io import DamagedFile
 from targetcodec.report.aggregate import failed_run_lines, load_runs
 from targetcodec.report.tables import write_lambda_table, write_metric_tables
 from targetcodec.train.failures import failure_of, mean_predictor_val_mae
 from targetcodec.train.jobs import sweep_configuration, train_configuration
 from targetcodec.train.selection import NothingToSelect, select_best
-from workflow_helpers import copy_workflow, snakemake
 
 GOOD_LR, BAD_LR = 1e-2, 1000.0
 
@@ -164,25 +164,19 @@ def test_table6_cannot_print_a_value_where_every_run_failed(tmp_path):
 
 
 @pytest.mark.slow
-def test_the_workflow_tables_failed_runs_as_failed_and_stops_a_sweep_that_failed(tmp_path):
+def test_the_workflow_tables_failed_runs_as_failed_and_stops_a_sweep_that_failed(failing_run):
     """Snakemake on a small config: every reported run blows up (learning rate 1000). Table 3 is
     made, with every cell "failed (0/2)" and the aggregate log naming each run; then with the
     learning-rate sweep on a grid where everything fails, the sweep job fails with a message."""
-    workdir = copy_workflow(tmp_path / "failing", git=False)
-    (workdir / "failing.yaml").write_text(
-        "run_datasets: [diabetes]\nmethods: [least_squares, huber]\ntraining: {mlp: {lr: 1000.0}}\n"
-        "sweeps: {lr: {enabled: false}, lambda_kl: {enabled: false}, k: {enabled: false}}\n")
-    args = ["--cores", "2", "--configfile", "presets/tiny.yaml", "failing.yaml"]
-    snakemake(workdir, "results/tiny/tables/table3_mae.md", *args)
-    results = workdir / "results" / "tiny"
+    workdir, results = failing_run
     md = (results / "tables" / "table3_mae.md").read_text()
     assert md.count("failed (0/2)") == 2 and "4 run(s) failed" in md
     log = (results / "logs" / "aggregate.log").read_text()
     assert "4 failed" in log and log.count("FAILED diabetes / ") == 4
     assert all(json.loads(p.read_text())["failed"] for p in (results / "runs").rglob("seed*.json"))
 
-    proc = snakemake(workdir, "results/tiny/tables/table3_mae.md", *args, "--config",
-                     "sweeps={lr: {enabled: true, grid: [300.0, 1000.0], seeds: 2}}", check=False)
+    proc = snakemake_with_umask(SHARED_UMASK, workdir, FAILING_TARGET, *FAILING_ARGS, "--config",
+                                "sweeps={lr: {enabled: true, grid: [300.0, 1000.0], seeds: 2}}", check=False)
     assert proc.returncode != 0
     sweep_log = (results / "logs" / "sweep" / "lr" / "diabetes" / "least_squares.log").read_text()
     assert "sweep of lr for dataset 'diabetes', configuration 'least_squares': all 4 runs of every value" in sweep_log
