@@ -71,7 +71,7 @@ def test_bad_data_is_refused(tmp_path, changes, words):
     assert not (tmp_path / "prepared").exists() and not leftovers(tmp_path)
 
 
-def test_a_column_spread_over_hundreds_of_orders_of_magnitude_is_refused(tmp_path):
+def test_bad_data_is_refused_column_spread_over_hundreds_of_orders_of_magnitude(tmp_path):
     """No few rows are to blame: dropping rows cannot help, so the message says so."""
     frame = table()
     frame["a"] = 10 ** np.linspace(0, 300, N)
