@@ -67,7 +67,7 @@ def failure_note(frame: pd.DataFrame, codes: dict[str, str], limit: int = 8) -> 
     if "failed" not in frame.columns or not frame["failed"].any():
         return ""
     failed = frame[frame["failed"].astype(bool)]
-    lines = [f"{codes.get(r.dataset, r.dataset)} {Configuration.parse(r.configuration).label} seed {r.seed} ({r.failure})"
+    lines = [f"{codes.get(r.dataset, r.dataset)} {r.configuration} seed {r.seed} ({r.failure})"
              for r in failed.itertuples()]
     more = f"; and {len(lines) - limit} more (see metrics.parquet, column failure)" if len(lines) > limit else ""
     return (f"A cell marked (n/N) holds n of its N seeds: {len(lines)} run(s) failed and are left out (a run fails without a "

@@ -37,10 +37,10 @@ def read_selected(paths) -> dict[str, float]:
     return chosen
 
 
-def _failures(results, data, what, log) -> list[str | None]:
-    """Per run, why it failed (failures.py) or None; logs the failed runs by seed and value, and
-    stops if a run that did not fail has a NaN or infinite metric."""
-    bound = mean_predictor_val_mae(data.y_train, data.y_val)
+def _failures(results, bound: float, what, log) -> list[str | None]:
+    """Per run, why it failed (failures.py; ``bound``: the validation MAE of predicting the training
+    mean) or None; logs the failed runs by seed and value, and stops if a run that did not fail has
+    a NaN or infinite metric."""
     failures = [failure_of(r.metrics["val_mae"], bound) for r in results]
     for r, failure in zip(results, failures):
         check_finished_run(r.metrics, failure, f"{what}, seed {r.spec.seed}")
@@ -93,8 +93,8 @@ def train_configuration(config: dict, dataset: str, label: str, seeds: list[int]
     for result, path in zip(results, outputs):
         if Path(path).name != f"seed{result.spec.seed}.json":
             raise ValueError(f"output {path} does not match seed {result.spec.seed}")
-    failures = _failures(results, data, f"dataset {dataset!r}, configuration {label!r}", log)
     bound = mean_predictor_val_mae(data.y_train, data.y_val)
+    failures = _failures(results, bound, f"dataset {dataset!r}, configuration {label!r}", log)
     for result, path, failure in zip(results, outputs, failures):
         write_run(path, run_record(result, dataset=dataset, code=code, configuration=configuration, settings=recorded,
                                    provenance=prov, failure=failure, mean_predictor_val_mae=bound))
@@ -122,7 +122,7 @@ def sweep_configuration(config: dict, dataset: str, label: str, param: str, grid
     results = train_pack(data, method, runs, k=configuration.k, codec=codec, architecture=arch, training=training,
                          settings=settings, device=device, log=log, checkpoint=checkpoint)
     wall = time.perf_counter() - t0
-    failures = _failures(results, data, f"sweep of {param} for dataset {dataset!r}, configuration {label!r}", log)
+    failures = _failures(results, mean_predictor_val_mae(data.y_train, data.y_val), f"sweep of {param} for dataset {dataset!r}, configuration {label!r}", log)
     rows = []
     for r, failure in zip(results, failures):
         rows.append({"dataset": dataset, "code": config["datasets"][dataset].get("code", dataset), "method": configuration.method,

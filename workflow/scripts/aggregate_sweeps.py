@@ -7,4 +7,6 @@ from targetcodec.report.aggregate import load_sweeps
 with job_log(snakemake.log[0]) as log:  # noqa: F821
     frame = load_sweeps(snakemake.input)  # noqa: F821
     write_parquet(frame, snakemake.output[0])  # noqa: F821
-    log(f"{len(frame)} sweep runs: " + ", ".join(f"{p} {n}" for p, n in frame.groupby("param").size().items()))
+    failed = int(frame["failed"].sum()) if "failed" in frame.columns else 0
+    log(f"{len(frame)} sweep runs: " + ", ".join(f"{p} {n}" for p, n in frame.groupby("param").size().items())
+        + f"; {failed} failed (named in their sweep's log, left out of every mean)")
