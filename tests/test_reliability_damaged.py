@@ -67,7 +67,7 @@ def test_fault_damaged_output_names_its_file(tiny_run, tmp_path, what, damage):
     _, results = tiny_run
     relative, read = READERS[what]
     path = tmp_path / relative
-    path.parent.mkdir(parents=True)
+    path.parent.mkdir(parents=True, exist_ok=True)
     shutil.copy(results / relative, path)
     read(path)  # the intact copy reads
     DAMAGE[damage](path)
