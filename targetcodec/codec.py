@@ -181,8 +181,10 @@ class Codec:
 
     @classmethod
     def load(cls, path, dtype=torch.float64) -> "Codec":
-        with np.load(path) as d:
-            return cls.from_dict(d, dtype)
+        """A codec .npz (rule pretrain_codec); a damaged one raises DamagedFile naming it."""
+        from .io import load_npz
+
+        return cls.from_dict(load_npz(path, ["w_lin", "w_bias", "mu", "centroids", "spacing"]), dtype)
 
 
 def grid_centroids(y: np.ndarray, k: int) -> tuple[np.ndarray, float]:

@@ -66,11 +66,40 @@ def check_config(config: dict) -> None:
         raise ValueError(f"config key 'figures.k': {config['figures']['k']} is not one of k_values {config['k_values']}")
 
 
-def describe_validation_error(error) -> str:
-    """A jsonschema ValidationError as one line that names the config key."""
+def _key_path(parts) -> str:
     path = ""
-    for part in error.absolute_path:
+    for part in parts:
         path += f"[{part}]" if isinstance(part, int) else (f".{part}" if path else str(part))
-    hint = error.schema.get("description") if isinstance(error.schema, dict) else None
+    return path
+
+
+def nearest(word, choices) -> str:
+    """" (did you mean 'drop'?)" for the valid choice nearest to a misspelt ``word`` (difflib), or ""."""
+    import difflib
+
+    if not isinstance(word, str):
+        return ""
+    match = difflib.get_close_matches(word, [str(c) for c in choices], n=1, cutoff=0.6)
+    return f" (did you mean {match[0]!r}?)" if match else ""
+
+
+def describe_validation_error(error) -> str:
+    """A jsonschema ValidationError as one line that names the config key, with the nearest valid
+    key or value where the error is a misspelling."""
+    path = _key_path(error.absolute_path)
+    schema = error.schema if isinstance(error.schema, dict) else {}
+    if error.validator == "additionalProperties" and error.validator_value is False and isinstance(error.instance, dict):
+        allowed = list(schema.get("properties", {}))
+        unknown = [key for key in error.instance if key not in allowed]
+        if unknown:
+            key = _key_path([*error.absolute_path, unknown[0]])
+            return (f"config key '{key}': unknown key{nearest(unknown[0], allowed)}; the keys here are "
+                    f"{', '.join(allowed)}")
+    if "propertyNames" in error.schema_path and error.validator == "enum":
+        key = _key_path([*error.absolute_path, error.instance])
+        return (f"config key '{key}': not {schema.get('description', 'a valid key here')}{nearest(error.instance, error.validator_value)}; "
+                f"its keys are {', '.join(map(str, error.validator_value))}")
+    hint = schema.get("description")
     where = f"config key '{path}'" if path else "config"
-    return f"{where}: {error.message}" + (f" (expected: {hint})" if hint else "")
+    suggestion = nearest(error.instance, error.validator_value) if error.validator == "enum" else ""
+    return f"{where}: {error.message}{suggestion}" + (f" (expected: {hint})" if hint else "")

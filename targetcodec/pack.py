@@ -130,8 +130,13 @@ def train_pack(
         return torch.cat(outs, dim=1)
 
     if checkpoint is not None and Path(checkpoint).exists():
-        state = torch.load(checkpoint, map_location=device, weights_only=False)
-        if state["fingerprint"] != _fingerprint(runs, method, k, architecture, training, settings, dtype, n):
+        try:  # weights_only: tensors and plain containers only, never code (a checkpoint may come from anywhere)
+            state = torch.load(checkpoint, map_location=device, weights_only=True)
+        except Exception as e:
+            raise RuntimeError(f"checkpoint {checkpoint} cannot be read as a checkpoint of this workflow (damaged, or holding "
+                               f"more than tensors; nothing in it was run): {type(e).__name__}: {e}; delete it to start "
+                               f"again") from e
+        if not isinstance(state, dict) or state.get("fingerprint") != _fingerprint(runs, method, k, architecture, training, settings, dtype, n):
             raise RuntimeError(f"checkpoint {checkpoint} belongs to another configuration; delete it to start again")
         with torch.no_grad():
             for dst, src in zip(params + best_params, state["params"] + state["best_params"]):

@@ -20,7 +20,7 @@ def workdir(tmp_path_factory):
     ("training={mlp: {batch_size: 0}}", "training.mlp.batch_size", "less than the minimum of 1"),
     ("device=tpu", "device", "does not match"),
     ("figures={k: 7}", "figures.k", "not one of k_values"),
-    ("unknown_option=3", "config", "unknown_option"),
+    ("unknown_option=3", "unknown_option", "unknown key"),
 ])
 def test_bad_value_names_its_key(workdir, override, key, words):
     proc = snakemake(workdir, "-n", "--configfile", "presets/tiny.yaml", "--config", override, check=False)

@@ -92,9 +92,9 @@ UCI = {"source": "uci", "id": 1, "target": "y"}
 
 @pytest.mark.parametrize("frame, spec, words", [
     (table(), {**UCI, "target": "price"}, "target column(s) ['price'] not found"),
-    (table(y=["high", "low"] * 100), UCI, "target column 'y' is not numeric (e.g. 'high')"),
+    (table(y=["high", "low"] * 100), UCI, "target column 'y' is not numeric: 200 of 200 values are not numbers (e.g. 'high' in row 0"),
     (table(y=5.0), UCI, "the target is constant on the training split (value 5)"),
-    (table(n=12), UCI, "12 complete rows is too few for a train/val/test split (need 30)"),
+    (table(n=12), UCI, "has 12 rows: too few for a train/val/test split (need 30)"),
     (table(y=np.nan), UCI, "0 complete rows is too few"),
     (table(y=np.linspace(-1, 1, 200)), {**UCI, "target_transform": "log"}, "target_transform' is 'log', but the target has values <= 0"),
 ], ids=["missing-target", "non-numeric-target", "constant-target", "too-few-rows", "all-nan-target", "log-of-negative"])

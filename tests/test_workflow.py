@@ -78,7 +78,7 @@ def test_reported_runs_use_the_selected_learning_rate(tiny_run):
         sweep = pd.read_parquet(results / "sweeps" / "lr" / row.dataset / f"{row.configuration}.parquet")
         means = sweep.groupby("lr")["val_mae"].mean()
         assert means.idxmin() == selected["value"]
-        assert set(sweep["seed"]) == {1000, 1001} and set(sweep["lr"]) == {3e-3, 1e-2}
+        assert set(sweep["seed"]) == {1000, 1001} and set(sweep["lr"]) == {1e-2, 3e-2}
     # the end-to-end lambda sweep ran at the selected learning rate
     lam = pd.read_parquet(results / "sweeps" / "lambda_kl" / "diabetes" / "end_to_end-k3.parquet")
     lr = json.loads((results / "selected" / "lr" / "diabetes" / "end_to_end-k3.json").read_text())["value"]

@@ -45,8 +45,12 @@ def select_numeric_features(table: pd.DataFrame, targets: list[str], drop: list[
     for t in targets:
         if not pd.api.types.is_numeric_dtype(y[t]):
             converted = pd.to_numeric(y[t], errors="coerce")
-            if converted.notna().sum() < y[t].notna().sum():
-                raise DataSourceError(f"dataset {dataset!r}: target column {t!r} is not numeric (e.g. {y[t].dropna().iloc[0]!r})")
+            bad = y[t][converted.isna() & y[t].notna()]
+            if len(bad):
+                examples = ", ".join(f"{v!r} in row {i}" for i, v in bad.head(3).items())
+                raise DataSourceError(f"dataset {dataset!r}: target column {t!r} is not numeric: {len(bad)} of "
+                                      f"{int(y[t].notna().sum())} values are not numbers (e.g. {examples}; rows counted "
+                                      f"from 0 after the header)")
             y = y.assign(**{t: converted})
     dropped: dict[str, str] = {c: "configured (datasets.*.drop)" for c in drop}
     keep = []
@@ -94,17 +98,141 @@ def scale_targets(y_train: np.ndarray, dataset: str = "?") -> tuple[np.ndarray, 
     return y_min, y_max
 
 
+FLOAT32 = np.float32
+
+
+def float32_distinct(values: np.ndarray) -> int:
+    """How many distinct values a column keeps once min-max scaled to [0, 1] and held in float32
+    next to numbers of order 1 (what a network's first layer adds it to): distinct values of
+    1 + x in float32, whose resolution is float32's machine epsilon, 1.2e-7."""
+    lo, hi = values.min(), values.max()
+    with np.errstate(over="ignore", invalid="ignore"):
+        scaled = (values - lo) / (hi - lo)
+    if not np.isfinite(scaled).all():  # the range itself overflows float64
+        return 1
+    return len(np.unique(FLOAT32(1) + scaled.astype(FLOAT32)))
+
+
+def collapses(values: np.ndarray, min_distinct: int) -> bool:
+    """Whether min-max scaling to float32 erases a column's variation: it keeps fewer distinct
+    values than min(min_distinct, its distinct values), the preprocessing rule's own threshold.
+    One value far outside the rest (1e30 among values of order 1) does this: the other rows all
+    scale to within float32's resolution of 0, and the column is erased without a word."""
+    if len(values) < 2:
+        return False
+    need = min(min_distinct, len(np.unique(values)))
+    return need > 1 and float32_distinct(values) < need
+
+
+def extreme_rows(values: np.ndarray, min_distinct: int) -> np.ndarray | None:
+    """Positions of the fewest values farthest from the column's median whose removal lets the
+    column survive scaling (``collapses`` false), or None if removing up to half the rows does not."""
+    order = np.argsort(-np.abs(values - np.median(values)), kind="stable")
+    lo, hi = 1, len(values) // 2
+    if hi < 1 or collapses(np.delete(values, order[:hi]), min_distinct):
+        return None
+    while lo < hi:  # the smallest r whose removal is enough
+        mid = (lo + hi) // 2
+        if collapses(np.delete(values, order[:mid]), min_distinct):
+            lo = mid + 1
+        else:
+            hi = mid
+    return np.sort(order[:lo])
+
+
+def find_extreme_values(X: pd.DataFrame, y: pd.DataFrame, min_distinct: int) -> dict[str, dict]:
+    """Columns (features and targets) that min-max scaling to float32 would erase, over every row
+    of every split: {column: {"role", "rows" (index labels, or None), "example", "rest"}}."""
+    found = {}
+    for role, frame in (("feature", X), ("target", y)):
+        for column in frame.columns:
+            values = frame[column].to_numpy(dtype=np.float64)
+            if not collapses(values, min_distinct):
+                continue
+            positions = extreme_rows(values, min_distinct)
+            rows = None if positions is None else frame.index[positions]
+            rest = values if positions is None else np.delete(values, positions)
+            example = None if positions is None else (rows[0], values[positions[0]])
+            found[column] = {"role": role, "rows": rows, "example": example, "rest": (float(rest.min()), float(rest.max()))}
+    return found
+
+
+def extreme_values_error(dataset: str, found: dict[str, dict]) -> DataSourceError:
+    parts = []
+    for column, f in found.items():
+        if f["rows"] is None:
+            parts.append(f"{f['role']} column {column!r} has values spread so unevenly (range [{f['rest'][0]:g}, "
+                         f"{f['rest'][1]:g}]) that scaling it to [0, 1] in float32 erases its variation, and no few "
+                         f"rows are to blame")
+        else:
+            row, value = f["example"]
+            parts.append(f"{f['role']} column {column!r} has {len(f['rows'])} row(s) with values so far outside the rest "
+                         f"(e.g. {value:g} in row {row}; the other rows lie in [{f['rest'][0]:g}, {f['rest'][1]:g}]) that "
+                         f"scaling it to [0, 1] in float32 erases the column's variation")
+    droppable = all(f["rows"] is not None for f in found.values())
+    what_to_do = (f"Correct or remove these rows, or set config key 'datasets.{dataset}.extreme_values: drop' to drop them"
+                  if droppable else f"Correct the column, or name it in config key 'datasets.{dataset}.drop'")
+    return DataSourceError(f"dataset {dataset!r}: " + "; ".join(parts) + f" (rows counted from 0 after the header). {what_to_do}.")
+
+
+def handle_extreme_values(X: pd.DataFrame, y: pd.DataFrame, spec: dict, dataset: str) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
+    """Stop on values that do not survive scaling to float32 (config key ``extreme_values: stop``,
+    the default), or drop their rows (``drop``); returns the rows dropped per column."""
+    min_distinct = spec.get("min_distinct", 10)
+    dropped: dict[str, int] = {}
+    for _ in range(5):  # dropping rows for one column can reveal another's
+        found = find_extreme_values(X, y, min_distinct)
+        if not found:
+            return X, y, dropped
+        if spec.get("extreme_values", "stop") != "drop" or any(f["rows"] is None for f in found.values()):
+            raise extreme_values_error(dataset, found)
+        rows = set()
+        for column, f in found.items():
+            dropped[column] = dropped.get(column, 0) + len(f["rows"])
+            rows.update(f["rows"])
+        keep = ~X.index.isin(list(rows))
+        X, y = X[keep], y[keep]
+    raise extreme_values_error(dataset, find_extreme_values(X, y, min_distinct))
+
+
+def check_float32(data: SplitData, features: list[str], targets: list[str], dataset: str) -> None:
+    """Every prepared value must be finite in float32, the dtype training uses; a last guard
+    behind ``handle_extreme_values``."""
+    for split in ("train", "val", "test"):
+        for kind, names in (("X", features), ("y", targets)):
+            values = getattr(data, f"{kind}_{split}")
+            with np.errstate(over="ignore"):
+                bad = ~np.isfinite(values.astype(FLOAT32))
+            if bad.any():
+                columns = np.flatnonzero(bad.reshape(len(values), -1).any(0))
+                name = names[columns[0]] if names and columns[0] < len(names) else f"#{columns[0]}"
+                raise DataSourceError(f"dataset {dataset!r}: {int(bad.reshape(len(values), -1).any(1).sum())} {split} row(s) "
+                                      f"of {'target' if kind == 'y' else 'feature'} column {name!r} do not survive scaling to "
+                                      f"float32 (beyond {np.finfo(FLOAT32).max:.3g}). Correct or remove these rows")
+
+
+def minimum_rows(split: dict) -> int:
+    """Rows a train/val/test split needs: at least 3 in the smaller of validation and test."""
+    return max(10, int(np.ceil(3 / min(split["val"], split["test"]))))
+
+
 def prepare_tabular(raw: RawData, spec: dict, split: dict, dataset: str = "?") -> Prepared:
+    minimum = minimum_rows(split)
+    if len(raw.table) < minimum:  # before the column rules, which would blame the features
+        what = "has no data rows, only a header" if len(raw.table) == 0 else f"has {len(raw.table)} rows"
+        raise DataSourceError(f"dataset {dataset!r}: {raw.description or 'the table'} {what}: too few for a train/val/test "
+                              f"split (need {minimum})")
     X, y, dropped = select_numeric_features(raw.table, raw.targets, spec.get("drop", []), spec.get("min_distinct", 10), dataset)
     before = len(X)
     complete = X.notna().all(axis=1) & y.notna().all(axis=1) & np.isfinite(X.to_numpy()).all(axis=1) & np.isfinite(y.to_numpy()).all(axis=1)
     X, y = X[complete], y[complete]
+    missing = int(before - len(X))
     if spec.get("target_transform") == "log":
         if (y <= 0).any().any():
             raise DataSourceError(f"dataset {dataset!r}: config key 'datasets.{dataset}.target_transform' is 'log', "
                                   f"but the target has values <= 0 (min {y.min().min():g})")
         y = np.log(y)
-    minimum = max(10, int(np.ceil(3 / min(split["val"], split["test"]))))
+    X, y, extreme = handle_extreme_values(X, y, spec, dataset)
     if len(X) < minimum:
         raise DataSourceError(f"dataset {dataset!r}: {len(X)} complete rows is too few for a train/val/test split (need {minimum})")
     tr, va, te = split_indices(len(X), split, split["seed"])
@@ -113,11 +241,13 @@ def prepare_tabular(raw: RawData, spec: dict, split: dict, dataset: str = "?") -
     y_min, y_max = scale_targets(yn[tr], dataset)
     s = lambda a: (a - y_min) / (y_max - y_min)  # noqa: E731
     data = SplitData(scaler.transform(Xn[tr]), s(yn[tr]), scaler.transform(Xn[va]), s(yn[va]), scaler.transform(Xn[te]), s(yn[te]), y_min, y_max)
+    check_float32(data, list(X.columns), list(y.columns), dataset)
     summary = {
         "features": list(X.columns),
         "targets": list(y.columns),
         "dropped_columns": dropped,
-        "rows_with_missing_values_dropped": int(before - len(X)),
+        "rows_with_missing_values_dropped": missing,
+        "rows_with_extreme_values_dropped": extreme,
         "target_transform": spec.get("target_transform", "none"),
     }
     return Prepared(data, summary)
@@ -133,6 +263,12 @@ def prepare_images(raw: RawData, spec: dict, dataset: str = "?") -> Prepared:
     std = np.where(std > 0, std, 1.0)
     X = {k: ((v - mean) / std).transpose(0, 3, 1, 2).astype(np.float32) for k, v in imgs.items()}
     y = {k: np.asarray(v, dtype=np.float64).reshape(len(v), -1) for k, v in raw.image_targets.items()}
+    for column in range(y["train"].shape[1]):
+        values = np.concatenate([v[:, column] for v in y.values()])
+        if collapses(values, spec.get("min_distinct", 10)):
+            raise DataSourceError(f"dataset {dataset!r}: the target ({raw.targets[0] if raw.targets else column}) has values so "
+                                  f"far outside the rest (range [{values.min():g}, {values.max():g}]) that scaling it to [0, 1] "
+                                  f"in float32 erases its variation. Correct the labels")
     y_min, y_max = scale_targets(y["train"], dataset)
     s = lambda a: (a - y_min) / (y_max - y_min)  # noqa: E731
     data = SplitData(X["train"], s(y["train"]), X["val"], s(y["val"]), X["test"], s(y["test"]), y_min, y_max)
@@ -142,6 +278,10 @@ def prepare_images(raw: RawData, spec: dict, dataset: str = "?") -> Prepared:
 def prepare(raw: RawData, spec: dict, split: dict, dataset: str = "?") -> Prepared:
     prepared = prepare_images(raw, spec, dataset) if raw.official_split else prepare_tabular(raw, spec, split, dataset)
     d = prepared.data
+    for name, values in (("validation", d.y_val), ("test", d.y_test)):
+        if np.any(values.max(0) <= values.min(0)):  # R^2 would divide by zero
+            raise DataSourceError(f"dataset {dataset!r}: the target is constant on the {name} split ({len(values)} rows): "
+                                  f"R^2 is undefined there. Use more rows or another split (config key 'split')")
     prepared.summary.update({
         "dataset": dataset,
         "code": spec.get("code", dataset),
@@ -178,6 +318,9 @@ def prepare_dataset(key: str, spec: dict, split: dict, cache_dir, npz_path, json
         log(f"{key}: {c.path}: sha256 {c.sha256} " + (f"(matches {c.recorded_by})" if c.state == "verified" else
                                                       "(no checksum recorded: taken as it is)"))
     prepared = prepare(raw, spec, split, key)
+    for column, rows in prepared.summary.get("rows_with_extreme_values_dropped", {}).items():
+        log(f"{key}: dropped {rows} row(s) with extreme values in column {column!r} (config key "
+            f"'datasets.{key}.extreme_values: drop')")
     prepared.summary["raw_files"] = [{"path": str(c.path), "sha256": c.sha256, "state": c.state} for c in checks]
     save_prepared(prepared, npz_path, json_path)
     return prepared

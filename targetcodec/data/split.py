@@ -26,5 +26,7 @@ class SplitData:
 
     @classmethod
     def load(cls, path) -> "SplitData":
-        with np.load(path) as d:
-            return cls(**{f: d[f] for f in cls.__dataclass_fields__})
+        """A prepared .npz (rule prepare); a damaged one raises DamagedFile naming it."""
+        from ..io import load_npz
+
+        return cls(**load_npz(path, list(cls.__dataclass_fields__)))

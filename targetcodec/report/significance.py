@@ -41,6 +41,7 @@ def significance_markers(frame: pd.DataFrame, metric: str, alpha: float, higher_
             continue
         paired = group.set_index("seed")[column].to_frame("value").join(ref.xs(dataset, level="dataset").rename("ref"), how="inner") \
             if dataset in ref.index.get_level_values(0) else pd.DataFrame()
+        paired = paired.dropna()  # a failed run (NaN in metrics.parquet) pairs with nothing
         if len(paired) < 2:
             continue
         test = paired_test(paired["value"].to_numpy(), paired["ref"].to_numpy())

@@ -5,15 +5,15 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import json
 import time
 from pathlib import Path
 
 import pandas as pd
 
 from ..codec import Codec
-from ..io import atomic_write_json, write_parquet
+from ..io import atomic_write_json, read_json, write_parquet
 from ..pack import SplitData, codec_for_method, train_pack
+from .failures import check_finished_run, failure_of, mean_predictor_val_mae
 from .records import provenance, run_record, write_run
 from .selection import select_best
 from .devices import choose_device
@@ -26,10 +26,28 @@ def read_selected(paths) -> dict[str, float]:
     """Values chosen by earlier sweeps: {param: value} from selected/<param>/... files."""
     chosen = {}
     for path in paths or []:
-        with open(path) as f:
-            record = json.load(f)
-        chosen[record["param"]] = record["value"]
+        record = read_json(path)
+        try:
+            chosen[record["param"]] = float(record["value"])
+        except (KeyError, TypeError, ValueError) as e:
+            from ..io import damaged
+
+            raise damaged(path, e) from e
     return chosen
+
+
+def _failures(results, bound: float, what, log) -> list[str | None]:
+    """Per run, why it failed (failures.py; ``bound``: the validation MAE of predicting the training
+    mean) or None; logs the failed runs by seed and value, and stops if a run that did not fail has
+    a NaN or infinite metric."""
+    failures = [failure_of(r.metrics["val_mae"], bound) for r in results]
+    for r, failure in zip(results, failures):
+        check_finished_run(r.metrics, failure, f"{what}, seed {r.spec.seed}")
+    failed = [(r, f) for r, f in zip(results, failures) if f]
+    log(f"{len(failed)} of {len(results)} runs failed (bound: validation MAE of predicting the training mean, {bound:.4g})"
+        + "".join(f"\n  FAILED run seed {r.spec.seed} (lr {r.spec.lr:g}, lambda_kl {r.spec.lambda_kl:g}, "
+                  f"lambda_auto {r.spec.lambda_auto:g}): {f}" for r, f in failed))
+    return failures
 
 
 def _start(job: TrainingJob, data_path, codec_path, log):
@@ -71,13 +89,15 @@ def train_configuration(job: TrainingJob, seeds: list[int], data_path, codec_pat
     wall = time.perf_counter() - t0
     prov = provenance(device, wall, list(seeds), started, workflow_dir)
     recorded = _recorded_settings(job)
-    for result, path in zip(results, outputs):
+    bound = mean_predictor_val_mae(data.y_train, data.y_val)
+    failures = _failures(results, bound, f"dataset {job.dataset!r}, configuration {label!r}", log)
+    for result, path, failure in zip(results, outputs, failures):
         if Path(path).name != f"seed{result.spec.seed}.json":
             raise ValueError(f"output {path} does not match seed {result.spec.seed}")
-        write_run(path, run_record(result, dataset=job.dataset, code=job.code, configuration=job.configuration, settings=recorded,
-                                   provenance=prov))
+        write_run(path, run_record(result, dataset=job.dataset, code=job.code, configuration=job.configuration,
+                                   settings=recorded, provenance=prov, failure=failure, mean_predictor_val_mae=bound))
         log(f"seed {result.spec.seed}: test MAE {result.metrics['test_mae']:.5g}, R2 {result.metrics['test_r2']:.4g}, "
-            f"{result.epochs_trained} epochs (best {result.best_epoch})")
+            f"{result.epochs_trained} epochs (best {result.best_epoch})" + (f", FAILED: {failure}" if failure else ""))
     log(f"done in {wall:.1f} s")
 
 
@@ -100,16 +120,19 @@ def sweep_configuration(job: TrainingJob, param: str, grid: list[float], seeds: 
     t0 = time.perf_counter()
     results = _train(job, data, runs, codec, device, log, checkpoint)
     wall = time.perf_counter() - t0
+    failures = _failures(results, mean_predictor_val_mae(data.y_train, data.y_val), f"sweep of {param} for dataset {dataset!r}, configuration {label!r}", log)
     rows = []
-    for r in results:
+    for r, failure in zip(results, failures):
         rows.append({"dataset": dataset, "code": job.code, "method": configuration.method,
                      "k": configuration.k, "configuration": label, "param": param, "seed": r.spec.seed,
                      **dataclasses.asdict(r.spec), "epochs_trained": r.epochs_trained, "best_epoch": r.best_epoch,
-                     "diverged": r.diverged, **r.metrics, "wall_seconds": wall, "pack_size": len(runs)})
+                     "diverged": r.diverged, "failed": failure is not None, "failure": failure or "",
+                     **r.metrics, "wall_seconds": wall, "pack_size": len(runs)})
     frame = pd.DataFrame(rows)
     frame["k"] = frame["k"].astype("Int64")
-    write_parquet(frame, out_runs)
+    # selection first: a sweep whose every value failed stops here and writes nothing
     selection = select_best(frame, param) | {"dataset": dataset, "configuration": label, "grid": [float(v) for v in grid]}
+    write_parquet(frame, out_runs)
     atomic_write_json(out_selected, selection)
     log(f"selected {param} = {selection['value']:g} (mean validation MAE per value: {selection['mean_val_mae']}), {wall:.1f} s")
     return selection

@@ -53,7 +53,10 @@ def git_commit(path: str | Path = ".") -> str | None:
         return None
 
 
-def run_record(result: RunResult, *, dataset: str, code: str, configuration, settings: dict, provenance: dict) -> dict:
+def run_record(result: RunResult, *, dataset: str, code: str, configuration, settings: dict, provenance: dict,
+               failure: str | None = None, mean_predictor_val_mae: float | None = None) -> dict:
+    """The run file. ``failed``/``failure``: whether and why the run failed (train/failures.py); a
+    failed run keeps the metrics it measured here, but no table or figure uses them."""
     return {
         "dataset": dataset,
         "code": code,
@@ -66,6 +69,9 @@ def run_record(result: RunResult, *, dataset: str, code: str, configuration, set
         "epochs_trained": result.epochs_trained,
         "best_epoch": result.best_epoch,
         "diverged": result.diverged,
+        "failed": failure is not None,
+        "failure": failure,
+        "mean_predictor_val_mae": mean_predictor_val_mae,
         "val_mae_history": result.val_mae_history,
         "settings": settings,
         "provenance": provenance,

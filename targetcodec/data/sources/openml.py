@@ -37,6 +37,21 @@ def openml_client(cache_dir: Path):
         openml.config.connection_n_retries = previous[1]
 
 
+def remove_pickled_copies(cache_dir: Path, dataset_id: int, log=print) -> list[Path]:
+    """Delete openml-python's pickled copies of a dataset (``*.pkl.py3``) from its cache folder.
+
+    openml-python unpickles such a file when it finds one, and unpickling can run any code: a
+    copied-in OpenML cache must not be able to do that. The copies are openml-python's own,
+    derived from the dataset's parquet or ARFF file, and are written again from it.
+    """
+    folder = client_cache_dir(cache_dir) / "org" / "openml" / "www" / "datasets" / str(dataset_id)
+    removed = sorted(folder.glob("*.pkl*")) if folder.is_dir() else []
+    for path in removed:
+        path.unlink()
+        log(f"removed {path}: openml-python would unpickle it (which can run code); it is rebuilt from the dataset's file")
+    return removed
+
+
 def dataset_url(dataset_id: int) -> str:
     return f"https://www.openml.org/d/{dataset_id}"
 
@@ -50,6 +65,7 @@ def fetch(key: str, spec: dict, cache_dir: Path, policy: DownloadPolicy, log=pri
     what = f"dataset {key!r}: OpenML id {dataset_id} ({dataset_url(dataset_id)})"
 
     def download():
+        remove_pickled_copies(cache_dir, dataset_id, log)
         with openml_client(cache_dir) as openml:
             try:
                 dataset = openml.datasets.get_dataset(dataset_id, download_data=True, download_qualities=False,

@@ -1,0 +1,192 @@
+"""Issue 10, class 1: a run that failed is recorded as failed and never reaches a table cell.
+
+A run fails without a finite validation MAE, or with a best validation MAE no better than
+predicting the training mean (targetcodec/train/failures.py). Real training jobs
+(``train_configuration``, ``sweep_configuration``) on scikit-learn's diabetes data prepared by the
+real prepare step, a learning rate far too high (1000) making runs blow up to large finite
+values, as in the issue; then the real aggregation, Table 3 and Table 6 code, and one small
+Snakemake run.
+"""
+
+import json
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from reliability_helpers import (FAILING_ARGS, FAILING_TARGET, SHARED_UMASK, failing_run, prepared_diabetes,  # noqa: F401
+                                 snakemake_with_umask, with_arrays, workflow_config)
+from targetcodec.io import DamagedFile
+from targetcodec.report.aggregate import failed_run_lines, load_runs
+from targetcodec.report.tables import write_lambda_table, write_metric_tables
+from targetcodec.train.failures import failure_of, mean_predictor_val_mae
+from targetcodec.train.jobs import sweep_configuration, train_configuration
+from targetcodec.train.selection import NothingToSelect, select_best
+
+GOOD_LR, BAD_LR = 1e-2, 1000.0
+
+
+@pytest.fixture(scope="module")
+def prepared(tmp_path_factory):
+    return prepared_diabetes(tmp_path_factory.mktemp("prepared"))
+
+
+def train(folder, data, label, seeds, lr, lines=None):
+    config = workflow_config({"training": {"mlp": {"lr": lr}}, "sweeps": {"lr": {"enabled": False}}})
+    outputs = [str(folder / "runs" / "diabetes" / label / f"seed{s}.json") for s in seeds]
+    train_configuration(config, "diabetes", label, seeds, data, None, outputs, log=(lines if lines is not None else []).append,
+                        workflow_dir=folder)
+    return outputs
+
+
+def test_the_bound_is_the_validation_mae_of_the_training_mean():
+    y_train = np.array([[0.0], [1.0], [0.5]])  # mean 0.5
+    y_val = np.array([[0.0], [0.25], [1.0]])  # |0.5|, |0.25|, |0.5| -> 1.25 / 3
+    bound = mean_predictor_val_mae(y_train, y_val)
+    assert bound == pytest.approx(1.25 / 3)
+    assert failure_of(0.2, bound) is None
+    assert "no better than predicting the training mean" in failure_of(bound, bound)
+    assert "no better" in failure_of(7751.0, bound)
+    assert failure_of(math.nan, bound).startswith("diverged") and failure_of(math.inf, bound).startswith("diverged")
+
+
+def test_finite_divergence_is_recorded_as_failed_and_left_out_of_table3(prepared, tmp_path):
+    lines = []
+    ok = train(tmp_path, prepared, "least_squares", [0], GOOD_LR)
+    blown = train(tmp_path, prepared, "least_squares", [1], BAD_LR, lines)  # same cell, another pack (pack_size: 1)
+    huber = train(tmp_path, prepared, "huber", [0, 1], BAD_LR)
+    record = json.loads(open(blown[0]).read())
+    assert record["failed"] and not record["diverged"]  # large but finite: the case the issue found in Table 3
+    assert record["metrics"]["val_mae"] > 1 and "no better than predicting the training mean" in record["failure"]
+    assert record["mean_predictor_val_mae"] == pytest.approx(mean_predictor_val_mae(*(np.load(prepared)[k] for k in ("y_train", "y_val"))))
+    assert not json.loads(open(ok[0]).read())["failed"]
+    assert any("FAILED run seed 1 (lr 1000" in line for line in lines), lines  # the job log names it
+
+    frame = load_runs(ok + blown + huber)
+    assert list(frame["failed"]) == [False, True, True, True]
+    assert frame.loc[frame["failed"], "test_mae"].isna().all()  # never averaged, in any table or figure
+    assert len(failed_run_lines(frame)) == 3 and "diabetes / least_squares / seed 1: best validation MAE" in failed_run_lines(frame)[0]
+
+    write_metric_tables(frame, tmp_path, {"diabetes": "DB"}, ["diabetes"], 0.05, "least_squares")
+    md = (tmp_path / "table3_mae.md").read_text()
+    cells = {line.split("|")[1].strip(): line.split("|")[2].strip() for line in md.splitlines()[2:] if line.startswith("| ") and "---" not in line}
+    ok_mae = json.loads(open(ok[0]).read())["metrics"]["test_mae"]
+    assert cells["Least Squares"] == f"{ok_mae:.3f} ± n/a (1/2)"  # one seed: the failed one is not in the mean
+    assert cells["Huber Loss"] == "failed (0/2)"
+    caption = md.splitlines()[0]
+    assert "A cell marked (n/N) holds n of its N seeds: 3 run(s) failed" in caption
+    assert "DB least_squares seed 1 (best validation MAE" in caption and "DB huber seed 0" in caption
+    csv = pd.read_csv(tmp_path / "table3_mae.csv").set_index("configuration")
+    assert (csv.loc["least_squares", ["seeds", "runs", "failed"]] == [1, 2, 1]).all()
+    assert "(1/2)" in (tmp_path / "table3_mae.tex").read_text()
+
+
+def test_a_nan_test_metric_of_a_run_that_did_not_fail_is_an_error(prepared, tmp_path):
+    """A feature value beyond float32 in one test row (what preparation now refuses) makes every
+    test metric NaN while validation is fine: the job stops and writes nothing."""
+    with np.load(prepared) as d:
+        X_test = d["X_test"].copy()
+    X_test[3, 2] = 1e39
+    data = with_arrays(prepared, tmp_path / "extreme.npz", X_test=X_test)
+    with pytest.raises(FloatingPointError) as error:
+        train(tmp_path, data, "least_squares", [0, 1], GOOD_LR)
+    message = str(error.value)
+    assert "dataset 'diabetes', configuration 'least_squares', seed 0: test_mae = nan" in message
+    assert not (tmp_path / "runs").exists()
+
+
+def test_a_run_file_with_a_nan_metric_that_is_not_marked_failed_is_refused(prepared, tmp_path):
+    [path] = train(tmp_path, prepared, "least_squares", [0], GOOD_LR)
+    record = json.loads(open(path).read())
+    record["metrics"]["test_r2"] = float("nan")
+    with open(path, "w") as f:
+        json.dump(record, f)
+    with pytest.raises(FloatingPointError, match=f"run file {path}: test_r2 = nan"):
+        load_runs([path])
+
+
+def sweep(folder, data, grid, lines):
+    config = workflow_config()
+    runs, selected = folder / "sweep.parquet", folder / "selected.json"
+    result = sweep_configuration(config, "diabetes", "least_squares", "lr", grid, [1000, 1001], data, None, runs, selected,
+                                 log=lines.append)
+    return result, runs, selected
+
+
+def test_a_sweep_never_selects_a_value_whose_runs_failed(prepared, tmp_path):
+    lines = []
+    selection, runs, selected = sweep(tmp_path, prepared, [BAD_LR, GOOD_LR], lines)
+    assert selection["value"] == GOOD_LR and selection["failed_runs"] == {repr(BAD_LR): 2, repr(GOOD_LR): 0}
+    assert selection["mean_val_mae"][repr(BAD_LR)] is None  # nothing averaged for a value whose runs all failed
+    table = pd.read_parquet(runs)
+    assert table.loc[table["lr"] == BAD_LR, "failed"].all() and not table.loc[table["lr"] == GOOD_LR, "failed"].any()
+    log = "\n".join(lines)
+    assert log.count("FAILED run seed") == 2 and "2 of 4 runs failed" in log
+
+
+def test_a_sweep_whose_every_value_failed_stops_with_dataset_configuration_and_parameter(prepared, tmp_path):
+    with pytest.raises(NothingToSelect) as error:
+        sweep(tmp_path, prepared, [300.0, BAD_LR], [])
+    message = str(error.value)
+    assert "sweep of lr for dataset 'diabetes', configuration 'least_squares': all 4 runs of every value (300, 1000) failed" in message
+    assert "config key 'sweeps.lr.grid'" in message
+    assert not (tmp_path / "sweep.parquet").exists() and not (tmp_path / "selected.json").exists()
+
+
+def sweep_rows(values):
+    """Sweep runs: {grid value: [validation MAE or None for a failed run, ...]}."""
+    rows = []
+    for value, maes in values.items():
+        for seed, mae in enumerate(maes):
+            rows.append({"dataset": "d", "configuration": "end_to_end-k5", "k": 5, "lambda_kl": value, "seed": 1000 + seed,
+                         "val_mae": mae if mae is not None else 9e3, "failed": mae is None,
+                         "failure": "no better than predicting the training mean" if mae is None else ""})
+    return pd.DataFrame(rows).assign(param="lambda_kl")
+
+
+def test_failed_runs_rank_a_value_last_and_are_never_averaged():
+    # 0.1 has the best run but a failed one; 1.0 has no failure; 3.0 failed entirely (its stale
+    # finite MAE would be the smallest mean if failures were averaged)
+    chosen = select_best(sweep_rows({0.1: [0.05, None], 1.0: [0.30, 0.32], 3.0: [None, None]}).assign(
+        val_mae=[0.05, 9e3, 0.30, 0.32, 0.01, 0.01]), "lambda_kl")
+    assert chosen["value"] == 1.0
+    assert chosen["mean_val_mae"] == {"0.1": 0.05, "1.0": pytest.approx(0.31), "3.0": None}
+    # where every value has failures, the fewest failures win, never a value whose runs all failed
+    assert select_best(sweep_rows({0.1: [0.2, None], 1.0: [None, None]}), "lambda_kl")["value"] == 0.1
+
+
+def test_table6_cannot_print_a_value_where_every_run_failed(tmp_path):
+    sweeps = sweep_rows({0.068: [None, None], 1.0: [None, None]})
+    with pytest.raises(NothingToSelect, match="sweep of lambda_kl for dataset 'd', configuration 'end_to_end-k5'"):
+        write_lambda_table(sweeps, str(tmp_path / "table6"), {"d": "D"})
+    assert not list(tmp_path.iterdir())
+
+
+@pytest.mark.slow
+def test_the_workflow_tables_failed_runs_as_failed_and_stops_a_sweep_that_failed(failing_run):
+    """Snakemake on a small config: every reported run blows up (learning rate 1000). Table 3 is
+    made, with every cell "failed (0/2)" and the aggregate log naming each run; then with the
+    learning-rate sweep on a grid where everything fails, the sweep job fails with a message."""
+    workdir, results = failing_run
+    md = (results / "tables" / "table3_mae.md").read_text()
+    assert md.count("failed (0/2)") == 2 and "4 run(s) failed" in md
+    log = (results / "logs" / "aggregate.log").read_text()
+    assert "4 failed" in log and log.count("FAILED diabetes / ") == 4
+    assert all(json.loads(p.read_text())["failed"] for p in (results / "runs").rglob("seed*.json"))
+
+    proc = snakemake_with_umask(SHARED_UMASK, workdir, FAILING_TARGET, *FAILING_ARGS, "--config",
+                                "sweeps={lr: {enabled: true, grid: [300.0, 1000.0], seeds: 2}}", check=False)
+    assert proc.returncode != 0
+    sweep_log = (results / "logs" / "sweep" / "lr" / "diabetes" / "least_squares.log").read_text()
+    assert "sweep of lr for dataset 'diabetes', configuration 'least_squares': all 4 runs of every value" in sweep_log
+    assert not (results / "selected" / "lr" / "diabetes" / "least_squares.json").exists()
+
+
+def test_a_damaged_selected_file_names_itself(tmp_path):
+    from targetcodec.train.jobs import read_selected
+
+    path = tmp_path / "selected.json"
+    path.write_text('{"param": "lr", "val')
+    with pytest.raises(DamagedFile, match=f"{path} is damaged"):
+        read_selected([path])
