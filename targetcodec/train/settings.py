@@ -121,11 +121,13 @@ class Runtime:
     device: str = "auto"
     log_every: int = 10
     eval_batch_size: int = 4096
+    workflow_dir: str = "."  # whose git commit the run files record: a moved results folder reruns nothing
 
     @classmethod
-    def from_config(cls, config: dict) -> "Runtime":
+    def from_config(cls, config: dict, workflow_dir: str = ".") -> "Runtime":
         t = config["training"]
-        return cls(device=config["device"], log_every=t["log_every"], eval_batch_size=t["eval_batch_size"])
+        return cls(device=config["device"], log_every=t["log_every"], eval_batch_size=t["eval_batch_size"],
+                   workflow_dir=str(workflow_dir))
 
 
 @dataclass(frozen=True)

@@ -121,7 +121,7 @@ def training_job(wildcards):
 
 
 # Device and logging: passed as an object, which Snakemake leaves out of its rerun trigger.
-RUNTIME = Runtime.from_config(config)
+RUNTIME = Runtime.from_config(config, workflow.basedir)
 
 
 def codec_input(wildcards):

@@ -20,7 +20,6 @@ for pack in PACKS:
             job=training_job,
             runtime=RUNTIME,
             checkpoint=f"{RESULTS}/checkpoints/{{dataset}}/{{configuration}}/{pack_name}.ckpt",
-            workflow_dir=workflow.basedir,
         log:
             f"{RESULTS}/logs/train/{{dataset}}/{{configuration}}/{pack_name}.log",
         benchmark:

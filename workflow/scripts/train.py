@@ -15,6 +15,6 @@ with job_log(snakemake.log[0]) as log, claimed_gpus(snakemake.resources.get("gpu
         outputs=list(snakemake.output),
         selected_paths=list(snakemake.input.selected),
         checkpoint=snakemake.params.checkpoint,
-        workflow_dir=snakemake.params.workflow_dir,
+        workflow_dir=snakemake.params.runtime.workflow_dir,
         log=log,
     )
