@@ -98,6 +98,18 @@ class PackedNetwork(torch.nn.Module):
             self.weights.append(torch.nn.Parameter(stacked[i].transpose(1, 2).contiguous().to(device, dtype)))
             self.biases.append(torch.nn.Parameter(stacked[i + 1].unsqueeze(1).to(device, dtype)))
 
+    def keep_runs(self, index: torch.Tensor) -> None:
+        """Keep only the runs at ``index`` (a pack that shrinks as its runs stop early)."""
+        for p in self.parameters():
+            p.data = p.data[index]
+        self.runs = len(index)
+
+    def set_runs(self, tensors: list[torch.Tensor]) -> None:
+        """Replace every parameter (in ``parameters()`` order) by ``tensors``, with any number of runs."""
+        for p, t in zip(self.parameters(), tensors, strict=True):
+            p.data = t.detach()
+        self.runs = tensors[0].shape[0]
+
     def _conv_trunk(self, x: torch.Tensor) -> torch.Tensor:
         R = self.runs
         if x.dim() == 1 + len(self.input_shape):  # shared batch [B, C, H, W] -> [B, R*C, H, W]
