@@ -6,8 +6,9 @@
 
 The slice: two datasets (``--datasets``, read from ``--data-cache``, default ../shared/data), all 17
 configurations of Tables 3-5 (7 methods, k = 5, 15, 25), the learning-rate sweep, no lambda_KL or k
-sweep, and the report rules. ``--size small`` (the default, for 2 shared CPU cores) trains 2 seeds
-for at most 10 epochs and sweeps 2 learning rates with 1 sweep seed; ``--size paper`` trains 10 seeds
+sweep, up to the aggregated ``metrics.parquet`` (``--reports`` adds the tables and figures). ``--size small`` (the default, for 2 shared CPU cores) trains 2 seeds
+for at most 10 epochs (patience 5), sweeps 2 learning rates with 1 sweep seed and pre-trains codecs
+for 200 steps; ``--size paper`` trains 10 seeds
 with config.yaml's epochs and the full 4-value sweep with 3 sweep seeds. Any of these can be
 overridden (``--seeds``, ``--epochs``, ``--patience``, ``--lr-grid``, ``--sweep-seeds``).
 
@@ -47,8 +48,9 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 SIZES = {
-    "small": {"seeds": 2, "epochs": 10, "patience": 5, "lr_grid": [1.0e-3, 3.0e-3], "sweep_seeds": 1},
-    "paper": {"seeds": 10, "epochs": None, "patience": None, "lr_grid": [3.0e-4, 1.0e-3, 3.0e-3, 1.0e-2], "sweep_seeds": 3},
+    "small": {"seeds": 2, "epochs": 10, "patience": 5, "lr_grid": [1.0e-3, 3.0e-3], "sweep_seeds": 1, "pretrain_steps": 200},
+    "paper": {"seeds": 10, "epochs": None, "patience": None, "lr_grid": [3.0e-4, 1.0e-3, 3.0e-3, 1.0e-2], "sweep_seeds": 3,
+              "pretrain_steps": None},
 }
 TIMESTAMP = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d)(?:[.,](\d{3}))? ")
 STARTUP = re.compile(r"start-up: ([\d.]+) s")
@@ -74,6 +76,8 @@ def slice_config(args, results: Path) -> dict:
     }
     if training:
         config["training"] = {"mlp": dict(training), "cnn": dict(training)}
+    if pick("pretrain_steps") is not None:
+        config["codec"] = {"pretrain": {"steps": pick("pretrain_steps")}}
     return config
 
 
@@ -216,6 +220,8 @@ def run_commit(commit: str, args, out: Path) -> dict:
     snakemake = str(Path(sys.executable).with_name("snakemake"))
     dry = dry_run_seconds(tree, env, snakemake, work / "dry-run")
     command = [snakemake, "--cores", str(args.cores), "--configfile", "config.yaml", str(preset), *args.snakemake]
+    if not args.reports:
+        command.append(str(results / "metrics.parquet"))
     print(f"[{name}] {' '.join(command)}  (in {tree})", flush=True)
     load_before = os.getloadavg()
     with GpuSampler() as gpu, open(work / "snakemake.log", "w") as snakelog:
@@ -257,6 +263,9 @@ def main(argv=None):
     parser.add_argument("--patience", type=int)
     parser.add_argument("--lr-grid", type=float, nargs="+")
     parser.add_argument("--sweep-seeds", type=int)
+    parser.add_argument("--pretrain-steps", type=int, help="codec pre-training steps (small: 200)")
+    parser.add_argument("--reports", action="store_true", help="also build the tables and figures (default: the runs and "
+                        "sweeps, up to metrics.parquet)")
     parser.add_argument("--cores", default="2")
     parser.add_argument("--out", default="/tmp/targetcodec-grid-benchmark", help="worktrees, results and JSON (outside the repo)")
     parser.add_argument("--snakemake", nargs=argparse.REMAINDER, default=[], help="further Snakemake arguments (e.g. --profile)")
