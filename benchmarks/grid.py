@@ -219,9 +219,8 @@ def run_commit(commit: str, args, out: Path) -> dict:
     env.update({"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"})
     snakemake = str(Path(sys.executable).with_name("snakemake"))
     dry = dry_run_seconds(tree, env, snakemake, work / "dry-run")
-    command = [snakemake, "--cores", str(args.cores), "--configfile", "config.yaml", str(preset), *args.snakemake]
-    if not args.reports:
-        command.append(str(results / "metrics.parquet"))
+    target = [] if args.reports else [str(results / "metrics.parquet")]  # before --configfile, which takes several
+    command = [snakemake, *target, "--cores", str(args.cores), "--configfile", "config.yaml", str(preset), *args.snakemake]
     print(f"[{name}] {' '.join(command)}  (in {tree})", flush=True)
     load_before = os.getloadavg()
     with GpuSampler() as gpu, open(work / "snakemake.log", "w") as snakelog:
