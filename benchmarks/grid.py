@@ -13,7 +13,7 @@ with config.yaml's epochs and the full 4-value sweep with 3 sweep seeds. Any of 
 overridden (``--seeds``, ``--epochs``, ``--patience``, ``--lr-grid``, ``--sweep-seeds``).
 
 Each commit is checked out as a git worktree under ``--out`` (outside the repository) and run in
-turn with the same Python environment, its own code first on PYTHONPATH; the working tree itself is
+turn (``--parallel``: at the same time) with the same Python environment, its own code first on PYTHONPATH; the working tree itself is
 "WORKTREE". Printed per commit: wall time, runs per second (reported and sweep runs), and where the
 job time went, summed over jobs, from Snakemake's benchmark files and the jobs' own logs:
 
@@ -266,15 +266,26 @@ def main(argv=None):
     parser.add_argument("--reports", action="store_true", help="also build the tables and figures (default: the runs and "
                         "sweeps, up to metrics.parquet)")
     parser.add_argument("--cores", default="2")
+    parser.add_argument("--parallel", action="store_true", help="run the commits at the same time, each with --cores "
+                        "(fairer on a machine shared with others' fluctuating load)")
     parser.add_argument("--out", default="/tmp/targetcodec-grid-benchmark", help="worktrees, results and JSON (outside the repo)")
     parser.add_argument("--snakemake", nargs=argparse.REMAINDER, default=[], help="further Snakemake arguments (e.g. --profile)")
     args = parser.parse_args(argv)
     out = Path(args.out).resolve()
     out.mkdir(parents=True, exist_ok=True)
-    results = []
-    for commit in args.commits:
-        results.append(run_commit(commit, args, out))
-        print(report(results[-1]), flush=True)
+    if args.parallel:  # at the same time: each commit sees the same load of a shared machine
+        from concurrent.futures import ThreadPoolExecutor
+
+        trees = [checkout(commit, out) for commit in args.commits]  # git worktree add, one at a time
+        with ThreadPoolExecutor(len(trees)) as pool:
+            results = list(pool.map(lambda commit: run_commit(commit, args, out), args.commits))
+        for result in results:
+            print(report(result), flush=True)
+    else:
+        results = []
+        for commit in args.commits:
+            results.append(run_commit(commit, args, out))
+            print(report(results[-1]), flush=True)
     if len(results) > 1:
         base = results[0]
         for other in results[1:]:
