@@ -179,7 +179,7 @@ def breakdown(results: Path) -> dict:
             part = job_breakdown(results / "logs" / rel.with_suffix(".log"), wall)
             group = totals.setdefault("training jobs" if kind == "train" else "sweep jobs", {})
             for key, value in part.items():
-                group[key] = group.get(key, 0.0) + value
+                group[key] = group.get(key, 0) + value
         else:
             group = totals.setdefault("other jobs", {"jobs": 0, "wall": 0.0})
             group["jobs"] += 1
