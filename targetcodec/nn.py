@@ -98,6 +98,18 @@ class PackedNetwork(torch.nn.Module):
             self.weights.append(torch.nn.Parameter(stacked[i].transpose(1, 2).contiguous().to(device, dtype)))
             self.biases.append(torch.nn.Parameter(stacked[i + 1].unsqueeze(1).to(device, dtype)))
 
+    def keep_runs(self, index: torch.Tensor) -> None:
+        """Keep only the runs at ``index`` (a pack that shrinks as its runs stop early)."""
+        for p in self.parameters():
+            p.data = p.data[index]
+        self.runs = len(index)
+
+    def set_runs(self, tensors: list[torch.Tensor]) -> None:
+        """Replace every parameter (in ``parameters()`` order) by ``tensors``, with any number of runs."""
+        for p, t in zip(self.parameters(), tensors, strict=True):
+            p.data = t.detach()
+        self.runs = tensors[0].shape[0]
+
     def _conv_trunk(self, x: torch.Tensor) -> torch.Tensor:
         R = self.runs
         if x.dim() == 1 + len(self.input_shape):  # shared batch [B, C, H, W] -> [B, R*C, H, W]
@@ -109,8 +121,24 @@ class PackedNetwork(torch.nn.Module):
             x = F.avg_pool2d(torch.relu(x), 2)
         return x.reshape(x.shape[0], R, -1).transpose(0, 1)  # [R, B, C*H*W], per-run flatten order
 
-    def forward(self, x: torch.Tensor, dropout_generators=None) -> torch.Tensor:
-        """Dropout is applied when ``dropout_generators`` (one per run) is given: training mode."""
+    def dropout_uniforms(self, batch: int, dropout_generators) -> list[torch.Tensor] | None:
+        """The uniforms of one training step's dropout masks, [R, batch, width] per hidden layer, drawn
+        from each run's generator in the order ``forward`` would draw them (for a compiled step,
+        which takes them as inputs)."""
+        if self.arch.hidden_dropout() <= 0:
+            return None
+        w = self.weights[0]
+        uniforms = []
+        for hidden in self.weights[:-1]:
+            u = torch.empty((self.runs, batch, hidden.shape[-1]), dtype=w.dtype, device=w.device)
+            for r, g in enumerate(dropout_generators):
+                torch.rand(u.shape[1:], generator=g, out=u[r])
+            uniforms.append(u)
+        return uniforms
+
+    def forward(self, x: torch.Tensor, dropout_generators=None, uniforms=None) -> torch.Tensor:
+        """Dropout is applied when ``dropout_generators`` (one per run) or the step's ``uniforms``
+        (``dropout_uniforms``) are given: training mode."""
         h = self._conv_trunk(x) if self.shapes.conv else x
         p = self.arch.hidden_dropout()
         last = len(self.weights) - 1
@@ -119,7 +147,9 @@ class PackedNetwork(torch.nn.Module):
             if i == last:
                 break
             h = torch.relu(h)
-            if dropout_generators is not None and p > 0:
+            if uniforms is not None:
+                h = dropout_with_uniforms(h, uniforms[i], p)
+            elif dropout_generators is not None and p > 0:
                 u = torch.empty_like(h)
                 for r, g in enumerate(dropout_generators):
                     torch.rand(h.shape[1:], generator=g, out=u[r])

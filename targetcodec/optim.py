@@ -51,6 +51,12 @@ class PackedAdam:
             step_size = (lr / bias1).reshape(-1, *([1] * (p.dim() - 1)))
             p.sub_(step_size * m / denom)
 
+    def keep_runs(self, index: torch.Tensor, params: list[torch.Tensor]) -> None:
+        """Continue with the runs at ``index`` only; ``params`` are their parameters, in order."""
+        self.params = params
+        self.exp_avg = [m[index] for m in self.exp_avg]
+        self.exp_avg_sq = [v[index] for v in self.exp_avg_sq]
+
     def state_dict(self) -> dict:
         return {"step_count": self.step_count, "exp_avg": self.exp_avg, "exp_avg_sq": self.exp_avg_sq}
 

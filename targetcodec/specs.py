@@ -52,6 +52,7 @@ class TrainingConfig:
     warmup_fraction: float = 0.05
     eval_batch_size: int = 4096
     log_every: int = 10  # epochs between progress lines
+    compile: bool = False  # torch.compile the step's forward and loss (see train_pack)
 
 
 @dataclass(frozen=True)

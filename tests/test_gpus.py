@@ -1,6 +1,7 @@
 """The local GPU pool: each training job on a machine with several GPUs gets GPUs of its own.
 Tested on CPUs with made-up GPU names in CUDA_VISIBLE_DEVICES."""
 
+import contextlib
 import os
 import select
 import signal
@@ -10,7 +11,7 @@ import time
 
 import pytest
 
-from targetcodec.train.devices import claimed_gpus, visible_gpus
+from targetcodec.train.devices import _try_lock, claimed_gpus, gpu_count_for_profile, visible_gpus
 from workflow_helpers import REPO
 
 # A job that claims one GPU, says which, and holds it until killed or told to stop (a line on stdin).
@@ -64,6 +65,31 @@ def test_a_multi_gpu_claim_takes_distinct_gpus(tmp_path):
         with claimed_gpus(2, lock_dir=tmp_path, environ=other) as rest:
             assert sorted(pair + rest) == ["0", "1", "2", "3"]
             assert other["CUDA_VISIBLE_DEVICES"] == ",".join(rest)
+
+
+def test_several_jobs_share_a_gpu_when_asked_and_fill_the_gpus_evenly(tmp_path):
+    """TARGETCODEC_JOBS_PER_GPU=2: four one-GPU jobs on two GPUs, two per GPU, the first two on
+    different GPUs; then every place in the pool is taken."""
+    def env():
+        return {"CUDA_VISIBLE_DEVICES": "0,1", "TARGETCODEC_JOBS_PER_GPU": "2"}
+
+    with contextlib.ExitStack() as stack:
+        claims = [stack.enter_context(claimed_gpus(1, lock_dir=tmp_path, environ=env(), log=lambda m: None))[0]
+                  for _ in range(4)]
+        assert sorted(claims[:2]) == ["0", "1"] and sorted(claims) == ["0", "0", "1", "1"]
+        for lock in sorted(tmp_path.glob("gpu-*.lock")):
+            assert _try_lock(lock) is None, lock
+        assert len(list(tmp_path.glob("gpu-*.lock"))) == 4
+    fd = _try_lock(tmp_path / "gpu-0.place1.lock")  # released after the block
+    assert fd is not None
+    os.close(fd)
+
+
+def test_the_profile_offers_a_place_per_job_that_may_share_a_gpu():
+    assert gpu_count_for_profile({"CUDA_VISIBLE_DEVICES": "0,1,2"}) == 3
+    assert gpu_count_for_profile({"CUDA_VISIBLE_DEVICES": "0,1,2", "TARGETCODEC_JOBS_PER_GPU": "4"}) == 12
+    with pytest.raises(ValueError, match="TARGETCODEC_JOBS_PER_GPU='0'"):
+        gpu_count_for_profile({"CUDA_VISIBLE_DEVICES": "0", "TARGETCODEC_JOBS_PER_GPU": "0"})
 
 
 def start_holder(lock_dir, gpus="0,1"):

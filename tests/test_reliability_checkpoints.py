@@ -82,11 +82,13 @@ def test_fault_checkpoint_of_other_settings_is_refused_by_its_fingerprint(prepar
     config = workflow_config({"sweeps": {"lr": {"enabled": False}}, "training": {"mlp": {"max_epochs": 30, "patience": 30}}})
     # a genuine checkpoint, of a pack of other seeds: stop a job after epoch 10
     from targetcodec import METHODS, train_pack
+    from targetcodec.pack import TrainingStopped, stop_after_epoch
     from targetcodec.train.settings import architecture, run_specs, training_config
 
     data = SplitData.load(prepared)
-    train_pack(data, METHODS["least_squares"], run_specs(config, "diabetes", [5, 6]), architecture=architecture(config, "diabetes"),
-               training=training_config(config, "diabetes"), checkpoint=checkpoint, stop_after_epoch=10)
+    with stop_after_epoch(10), pytest.raises(TrainingStopped):
+        train_pack(data, METHODS["least_squares"], run_specs(config, "diabetes", [5, 6]), architecture=architecture(config, "diabetes"),
+                   training=training_config(config, "diabetes"), checkpoint=checkpoint, checkpoint_every=10)
     assert torch.load(checkpoint, weights_only=True)["epoch"] == 10  # plain tensors and containers only
     with pytest.raises(RuntimeError, match=f"checkpoint {checkpoint} belongs to another configuration; delete it"):
         job(tmp_path, prepared, checkpoint, training={"mlp": {"max_epochs": 30, "patience": 30}})

@@ -84,7 +84,10 @@ def test_fault_damaged_checkpoint_names_its_file(tmp_path, damage):
     data = make_split(n=120)
     kwargs = dict(architecture=Architecture(width=8), training=TrainingConfig(batch_size=32, max_epochs=4))
     ckpt = tmp_path / "pack.ckpt"
-    train_pack(data, METHODS["least_squares"], [RunSpec(seed=0)], checkpoint=ckpt, stop_after_epoch=2, **kwargs)
+    from targetcodec.pack import TrainingStopped, stop_after_epoch
+
+    with stop_after_epoch(2), pytest.raises(TrainingStopped):
+        train_pack(data, METHODS["least_squares"], [RunSpec(seed=0)], checkpoint=ckpt, checkpoint_every=2, **kwargs)
     DAMAGE[damage](ckpt)
     with pytest.raises(RuntimeError) as error:
         train_pack(data, METHODS["least_squares"], [RunSpec(seed=0)], checkpoint=ckpt, **kwargs)

@@ -7,6 +7,7 @@ import torch
 from conftest import make_split
 from targetcodec import METHODS, Architecture, MethodSettings, RunSpec, TargetCodecRegressor, TrainingConfig, codec_for_method, train_pack
 from targetcodec.codec import initial_codec, pretrain_codec
+from targetcodec.pack import TrainingStopped, stop_after_epoch
 
 TRAINING = TrainingConfig(batch_size=64, max_epochs=60, patience=15, log_every=1000)
 
@@ -39,19 +40,24 @@ def test_resume_after_a_crash_gives_the_same_runs(tmp_path):
     data = make_split()
     method = METHODS["end_to_end"]
     codec = codec_for_method(method, data.y_train, 5, MethodSettings())
-    runs = [RunSpec(seed=0, lr=3e-3), RunSpec(seed=1, lr=1e-2)]
+    # the diverging run stops at epoch 4 (patience), so the checkpoint of epoch 6 holds a compacted pack
+    runs = [RunSpec(seed=0, lr=3e-3), RunSpec(seed=1, lr=float("nan")), RunSpec(seed=2, lr=1e-2)]
     kwargs = dict(k=5, codec=codec, architecture=Architecture(width=16), dtype=torch.float64,
                   training=TrainingConfig(batch_size=32, max_epochs=12, patience=4))
     straight = train_pack(data, method, runs, **kwargs)
+    assert straight[1].epochs_trained == 4 and straight[0].epochs_trained > 6
     ckpt = tmp_path / "pack.ckpt"
-    assert train_pack(data, method, runs, checkpoint=ckpt, checkpoint_every=3, stop_after_epoch=5, **kwargs) == []
+    with stop_after_epoch(7), pytest.raises(TrainingStopped):  # killed after epoch 7: epoch 7's work is lost
+        train_pack(data, method, runs, checkpoint=ckpt, checkpoint_every=3, **kwargs)
     assert ckpt.exists()
     lines = []
     resumed = train_pack(data, method, runs, checkpoint=ckpt, checkpoint_every=3, log=lines.append, **kwargs)
-    assert any("resumed from checkpoint" in line and "after epoch 5" in line for line in lines)
+    assert any("resumed from checkpoint" in line and "after epoch 6" in line for line in lines)
     assert not ckpt.exists()
-    for a, b in zip(straight, resumed):
-        assert a.metrics == b.metrics and a.epochs_trained == b.epochs_trained and a.val_mae_history == b.val_mae_history
+    for a, b in zip(straight, resumed, strict=True):
+        assert a.epochs_trained == b.epochs_trained
+        np.testing.assert_array_equal(a.val_mae_history, b.val_mae_history)  # nan where diverged
+        np.testing.assert_array_equal(list(a.metrics.values()), list(b.metrics.values()))
 
 
 def test_checkpoint_of_another_configuration_is_refused(tmp_path):
@@ -59,9 +65,29 @@ def test_checkpoint_of_another_configuration_is_refused(tmp_path):
     method = METHODS["least_squares"]
     kwargs = dict(architecture=Architecture(width=8), training=TrainingConfig(batch_size=32, max_epochs=4))
     ckpt = tmp_path / "pack.ckpt"
-    train_pack(data, method, [RunSpec(seed=0)], checkpoint=ckpt, stop_after_epoch=2, **kwargs)
+    with stop_after_epoch(2), pytest.raises(TrainingStopped):
+        train_pack(data, method, [RunSpec(seed=0)], checkpoint=ckpt, checkpoint_every=2, **kwargs)
     with pytest.raises(RuntimeError, match="another configuration"):
         train_pack(data, method, [RunSpec(seed=1)], checkpoint=ckpt, **kwargs)
+
+
+def test_runs_that_stop_leave_the_pack_without_changing_the_others():
+    """A run that stops early is dropped from the computation (the pack is compacted); the runs
+    still training give exactly what they give in a pack of their own."""
+    data = make_split()
+    method = METHODS["soft_binning"]
+    codec = codec_for_method(method, data.y_train, 5, MethodSettings())
+    kwargs = dict(k=5, codec=codec, architecture=Architecture(width=16, depth=2),
+                  training=TrainingConfig(batch_size=32, max_epochs=10, patience=3))
+    lines = []
+    ok, bad, ok2 = train_pack(data, method, [RunSpec(seed=0), RunSpec(seed=1, lr=float("nan")), RunSpec(seed=2, lr=3e-3)],
+                              log=lines.append, **kwargs)
+    assert bad.epochs_trained == 3 and ok.epochs_trained > 3
+    alone = train_pack(data, method, [RunSpec(seed=0), RunSpec(seed=2, lr=3e-3)], **kwargs)
+    for packed, single in zip((ok, ok2), alone, strict=True):
+        assert packed.val_mae_history == single.val_mae_history and packed.metrics == single.metrics
+    timing = next(line for line in lines if line.startswith("timing:"))
+    assert f"{ok.epochs_trained + bad.epochs_trained + ok2.epochs_trained} run-epochs trained of 3 x" in timing
 
 
 def test_diverged_run_is_reported_not_hidden():

@@ -5,6 +5,11 @@ counts GPUs (``--resources gpu=N``) and never says which one a job may use: a jo
 GPUs than it asked for therefore claims its own from a pool of lock files, one per GPU, and narrows
 CUDA_VISIBLE_DEVICES to them before CUDA starts. The locks are ``flock`` locks, which the kernel
 releases when the process ends, however it ends: a killed job never keeps a GPU.
+
+A pack of a few runs uses a small part of a large GPU, so several training jobs may share one:
+``TARGETCODEC_JOBS_PER_GPU=S`` gives each GPU S places in the pool (lock files), and the profile
+offers Snakemake S places per GPU. Jobs fill the GPUs evenly: a GPU takes a second job only when
+every GPU has one.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ import time
 from pathlib import Path
 
 LOCK_DIR_VARIABLE = "TARGETCODEC_GPU_LOCKS"  # where the pool's lock files live, if not in SHARED_LOCK_DIR
+JOBS_PER_GPU_VARIABLE = "TARGETCODEC_JOBS_PER_GPU"  # training jobs that may share one GPU (default 1)
 SHARED_LOCK_DIR = Path(tempfile.gettempdir()) / "targetcodec-gpu-locks"
 
 
@@ -38,13 +44,26 @@ def visible_gpus(environ=os.environ) -> list[str]:
     return gpus
 
 
-def gpu_count_for_profile() -> int:
-    """The number of GPUs profiles/local-gpu offers Snakemake (--resources gpu=N)."""
-    n = len(visible_gpus())
+def jobs_per_gpu(environ=os.environ) -> int:
+    """How many training jobs may share one GPU: TARGETCODEC_JOBS_PER_GPU, default 1."""
+    value = environ.get(JOBS_PER_GPU_VARIABLE, "1")
+    try:
+        jobs = int(value)
+    except ValueError:
+        jobs = 0
+    if jobs < 1:
+        raise ValueError(f"{JOBS_PER_GPU_VARIABLE}={value!r}: expected a whole number of training jobs per GPU, at least 1")
+    return jobs
+
+
+def gpu_count_for_profile(environ=os.environ) -> int:
+    """The places profiles/local-gpu offers Snakemake (--resources gpu=N): the visible GPUs times
+    the training jobs that may share one (TARGETCODEC_JOBS_PER_GPU)."""
+    n = len(visible_gpus(environ))
     if n == 0:
         raise RuntimeError("profiles/local-gpu: no GPU is visible (CUDA_VISIBLE_DEVICES="
-                           f"{os.environ.get('CUDA_VISIBLE_DEVICES', 'unset')}); leave the profile out to train on the CPU")
-    return n
+                           f"{environ.get('CUDA_VISIBLE_DEVICES', 'unset')}); leave the profile out to train on the CPU")
+    return n * jobs_per_gpu(environ)
 
 
 def default_lock_dir() -> Path:
@@ -58,7 +77,8 @@ def claimed_gpus(requested: int, log=print, lock_dir=None, environ=os.environ, p
 
     Only a job that sees more GPUs than it asked for claims some (a local machine with several
     GPUs): it waits until that many are free, then narrows CUDA_VISIBLE_DEVICES to them for the
-    block. A job given its GPUs by SLURM, or one that asked for none, changes nothing.
+    block. A job given its GPUs by SLURM, or one that asked for none, changes nothing. A GPU is
+    free while fewer than TARGETCODEC_JOBS_PER_GPU jobs use it.
     """
     gpus = visible_gpus(environ)
     if requested < 1 or len(gpus) <= requested:
@@ -69,7 +89,7 @@ def claimed_gpus(requested: int, log=print, lock_dir=None, environ=os.environ, p
     if lock_dir == SHARED_LOCK_DIR:  # the machine's pool, whoever runs the jobs: every user may add locks
         with contextlib.suppress(PermissionError):
             lock_dir.chmod(0o1777)
-    held = _wait_for_gpus(gpus, requested, lock_dir, poll_seconds, log)
+    held = _wait_for_gpus(gpus, requested, lock_dir, poll_seconds, log, jobs_per_gpu(environ))
     before = environ.get("CUDA_VISIBLE_DEVICES")
     claimed = [gpu for gpu, _ in held]
     environ["CUDA_VISIBLE_DEVICES"] = ",".join(claimed)
@@ -97,16 +117,24 @@ def _check_cuda_sees(claimed: list[str]) -> None:
                            "name the GPUs in CUDA_VISIBLE_DEVICES for the whole run (e.g. 0,1,2,3)")
 
 
-def _wait_for_gpus(gpus, requested, lock_dir, poll_seconds, log) -> list[tuple[str, int]]:
+def _lock_file(lock_dir: Path, gpu: str, place: int) -> Path:
+    name = re.sub(r"[^A-Za-z0-9_.-]", "_", gpu)
+    return lock_dir / (f"gpu-{name}.lock" if place == 0 else f"gpu-{name}.place{place}.lock")
+
+
+def _wait_for_gpus(gpus, requested, lock_dir, poll_seconds, log, places: int = 1) -> list[tuple[str, int]]:
     said = False
     while True:
         held = []
-        for gpu in gpus:
-            fd = _try_lock(lock_dir / f"gpu-{re.sub(r'[^A-Za-z0-9_.-]', '_', gpu)}.lock")
-            if fd is not None:
-                held.append((gpu, fd))
-                if len(held) == requested:
-                    return held
+        for place in range(places):  # every GPU's first place, then every GPU's second, ...: jobs spread out
+            for gpu in gpus:
+                if any(gpu == g for g, _ in held):
+                    continue
+                fd = _try_lock(_lock_file(lock_dir, gpu, place))
+                if fd is not None:
+                    held.append((gpu, fd))
+                    if len(held) == requested:
+                        return held
         for _, fd in held:  # never sit on part of a claim: two jobs could each wait for the other's GPUs
             os.close(fd)
         if not said:

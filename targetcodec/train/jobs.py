@@ -8,14 +8,11 @@ import datetime as dt
 import time
 from pathlib import Path
 
-import pandas as pd
-
 from ..codec import Codec
 from ..io import atomic_write_json, read_json, write_parquet
 from ..pack import SplitData, codec_for_method, train_pack
 from .failures import check_finished_run, failure_of, mean_predictor_val_mae
 from .records import provenance, run_record, write_run
-from .selection import select_best
 from .devices import choose_device
 from .settings import TrainingJob
 
@@ -128,6 +125,10 @@ def sweep_configuration(job: TrainingJob, param: str, grid: list[float], seeds: 
                      **dataclasses.asdict(r.spec), "epochs_trained": r.epochs_trained, "best_epoch": r.best_epoch,
                      "diverged": r.diverged, "failed": failure is not None, "failure": failure or "",
                      **r.metrics, "wall_seconds": wall, "pack_size": len(runs)})
+    import pandas as pd  # here, not at the top: a training job starts without pandas (about 0.3 s)
+
+    from .selection import select_best
+
     frame = pd.DataFrame(rows)
     frame["k"] = frame["k"].astype("Int64")
     # selection first: a sweep whose every value failed stops here and writes nothing

@@ -122,12 +122,13 @@ class Runtime:
     log_every: int = 10
     eval_batch_size: int = 4096
     workflow_dir: str = "."  # whose git commit the run files record: a moved results folder reruns nothing
+    compile: bool = False  # torch.compile the training step: same numbers within float round-off
 
     @classmethod
     def from_config(cls, config: dict, workflow_dir: str = ".") -> "Runtime":
         t = config["training"]
         return cls(device=config["device"], log_every=t["log_every"], eval_batch_size=t["eval_batch_size"],
-                   workflow_dir=str(workflow_dir))
+                   workflow_dir=str(workflow_dir), compile=bool(t.get("compile", False)))
 
 
 @dataclass(frozen=True)
@@ -174,6 +175,7 @@ class TrainingJob:
             warmup_fraction=t["warmup_fraction"],
             eval_batch_size=runtime.eval_batch_size,
             log_every=runtime.log_every,
+            compile=runtime.compile,
         )
         flat = {key: value for key, value in read.items() if "." in key or not isinstance(value, dict)}
         flat |= {f"{key}.{sub}": v for key, value in read.items() if isinstance(value, dict) for sub, v in value.items()}

@@ -1,0 +1,41 @@
+"""The grid benchmark's account of where a job's time went, read from a real job log."""
+
+import importlib.util
+
+import pytest
+
+from targetcodec.joblog import job_log
+from workflow_helpers import REPO
+
+
+def load_grid_benchmark():
+    spec = importlib.util.spec_from_file_location("grid_benchmark", REPO / "benchmarks" / "grid.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_a_job_log_states_its_start_up_and_its_time(tmp_path):
+    """job_log's first line is the process's start-up (python, imports), to the millisecond."""
+    grid = load_grid_benchmark()
+    path = tmp_path / "job.log"
+    with job_log(path) as log:
+        log("working")
+    lines = path.read_text().splitlines()
+    assert grid.STARTUP.search(lines[0]) and float(grid.STARTUP.search(lines[0]).group(1)) > 0
+    assert lines[-1].endswith(" s after start-up") and "job done" in lines[-1]
+    assert all(grid._time(line) is not None and "." in line.split()[1] for line in lines)
+
+
+def test_the_breakdown_of_a_training_job(tmp_path):
+    """Hand-written log of a 10 s job: 2.5 s start-up, 1 s of loading, the pack's own timing line
+    (0.5 + 5 + 0.25 s), 0.5 s of writing; the rest (Snakemake's own 0.25 s) is left over."""
+    log = tmp_path / "job.log"
+    log.write_text(
+        "2026-12-01 04:00:00.000 start-up: 2.500 s (process start to this line: ...)\n"
+        "2026-12-01 04:00:01.000 device: cpu\n"
+        "2026-12-01 04:00:06.750 timing: set-up 0.500 s, training 5.000 s, evaluation 0.250 s; 20 run-epochs trained of 2 x 10\n"
+        "2026-12-01 04:00:07.250 job done: 7.250 s after start-up\n")
+    part = load_grid_benchmark().job_breakdown(log, wall=10.0)
+    assert part == pytest.approx({"jobs": 1, "wall": 10.0, "start-up": 2.5, "data loading": 1.0, "set-up": 0.5,
+                                  "training": 5.0, "evaluation": 0.25, "writing": 0.5, "rest of the job": 0.25})
