@@ -32,6 +32,7 @@ from targetcodec.data.prepare import prepare_dataset
 from targetcodec.data.sources import DataSourceError
 from targetcodec.io import DamagedFile
 from targetcodec.train.jobs import train_configuration
+from targetcodec.train.settings import TrainingJob, job_params
 
 
 class Payload:
@@ -53,8 +54,8 @@ def job(folder, data, checkpoint, seeds=(0, 1), **overrides):
     config = workflow_config({"sweeps": {"lr": {"enabled": False}}}, overrides)
     outputs = [str(folder / "runs" / f"seed{s}.json") for s in seeds]
     lines = []
-    train_configuration(config, "diabetes", "least_squares", list(seeds), data, None, outputs, checkpoint=str(checkpoint),
-                        log=lines.append, workflow_dir=folder)
+    job = TrainingJob.from_params(job_params(config, "diabetes", "least_squares"))
+    train_configuration(job, list(seeds), data, None, outputs, checkpoint=str(checkpoint), log=lines.append, workflow_dir=folder)
     return outputs, lines
 
 
@@ -83,12 +84,11 @@ def test_fault_checkpoint_of_other_settings_is_refused_by_its_fingerprint(prepar
     # a genuine checkpoint, of a pack of other seeds: stop a job after epoch 10
     from targetcodec import METHODS, train_pack
     from targetcodec.pack import TrainingStopped, stop_after_epoch
-    from targetcodec.train.settings import architecture, run_specs, training_config
-
     data = SplitData.load(prepared)
+    other = TrainingJob.from_params(job_params(config, "diabetes", "least_squares"))
     with stop_after_epoch(10), pytest.raises(TrainingStopped):
-        train_pack(data, METHODS["least_squares"], run_specs(config, "diabetes", [5, 6]), architecture=architecture(config, "diabetes"),
-                   training=training_config(config, "diabetes"), checkpoint=checkpoint, checkpoint_every=10)
+        train_pack(data, METHODS["least_squares"], other.run_specs([5, 6]), architecture=other.architecture,
+                   training=other.training, checkpoint=checkpoint, checkpoint_every=10)
     assert torch.load(checkpoint, weights_only=True)["epoch"] == 10  # plain tensors and containers only
     with pytest.raises(RuntimeError, match=f"checkpoint {checkpoint} belongs to another configuration; delete it"):
         job(tmp_path, prepared, checkpoint, training={"mlp": {"max_epochs": 30, "patience": 30}})
@@ -154,10 +154,11 @@ sys.path.insert(0, {tests!r})
 from reliability_helpers import workflow_config
 from targetcodec.joblog import set_threads
 from targetcodec.train.jobs import train_configuration
+from targetcodec.train.settings import TrainingJob, job_params
 set_threads(1)
 config = workflow_config({{"sweeps": {{"lr": {{"enabled": False}}}}, "training": {{"mlp": {{"max_epochs": 60, "patience": 60}}}}}})
-train_configuration(config, "diabetes", "huber", [0, 1], {data!r}, None, {outputs!r}, checkpoint={checkpoint!r},
-                    log=lambda m: print(m, flush=True), workflow_dir={folder!r})
+train_configuration(TrainingJob.from_params(job_params(config, "diabetes", "huber")), [0, 1], {data!r}, None, {outputs!r},
+                    checkpoint={checkpoint!r}, log=lambda m: print(m, flush=True), workflow_dir={folder!r})
 """
 
 

@@ -19,9 +19,11 @@ from reliability_helpers import (FAILING_ARGS, FAILING_TARGET, SHARED_UMASK, fai
                                  snakemake_with_umask, with_arrays, workflow_config)
 from targetcodec.io import DamagedFile
 from targetcodec.report.aggregate import failed_run_lines, load_runs
-from targetcodec.report.tables import write_lambda_table, write_metric_tables
+from targetcodec.report.outputs import OUTPUTS, ReportSettings
+from targetcodec.report.tables import write_lambda_table
 from targetcodec.train.failures import failure_of, mean_predictor_val_mae
 from targetcodec.train.jobs import sweep_configuration, train_configuration
+from targetcodec.train.settings import TrainingJob, job_params
 from targetcodec.train.selection import NothingToSelect, select_best
 
 GOOD_LR, BAD_LR = 1e-2, 1000.0
@@ -35,8 +37,8 @@ def prepared(tmp_path_factory):
 def train(folder, data, label, seeds, lr, lines=None):
     config = workflow_config({"training": {"mlp": {"lr": lr}}, "sweeps": {"lr": {"enabled": False}}})
     outputs = [str(folder / "runs" / "diabetes" / label / f"seed{s}.json") for s in seeds]
-    train_configuration(config, "diabetes", label, seeds, data, None, outputs, log=(lines if lines is not None else []).append,
-                        workflow_dir=folder)
+    job = TrainingJob.from_params(job_params(config, "diabetes", label))
+    train_configuration(job, seeds, data, None, outputs, log=(lines if lines is not None else []).append, workflow_dir=folder)
     return outputs
 
 
@@ -68,7 +70,9 @@ def test_finite_divergence_is_recorded_as_failed_and_left_out_of_table3(prepared
     assert frame.loc[frame["failed"], "test_mae"].isna().all()  # never averaged, in any table or figure
     assert len(failed_run_lines(frame)) == 3 and "diabetes / least_squares / seed 1: best validation MAE" in failed_run_lines(frame)[0]
 
-    write_metric_tables(frame, tmp_path, {"diabetes": "DB"}, ["diabetes"], 0.05, "least_squares")
+    settings = ReportSettings(datasets=["diabetes"], codes={"diabetes": "DB"}, configurations=["least_squares", "huber"],
+                              labels={}, k=5, alpha=0.05, reference="least_squares")
+    OUTPUTS["table3_mae"].make(frame, str(tmp_path / "table3_mae"), settings, print)
     md = (tmp_path / "table3_mae.md").read_text()
     cells = {line.split("|")[1].strip(): line.split("|")[2].strip() for line in md.splitlines()[2:] if line.startswith("| ") and "---" not in line}
     ok_mae = json.loads(open(ok[0]).read())["metrics"]["test_mae"]
@@ -109,8 +113,8 @@ def test_a_run_file_with_a_nan_metric_that_is_not_marked_failed_is_refused(prepa
 def sweep(folder, data, grid, lines):
     config = workflow_config()
     runs, selected = folder / "sweep.parquet", folder / "selected.json"
-    result = sweep_configuration(config, "diabetes", "least_squares", "lr", grid, [1000, 1001], data, None, runs, selected,
-                                 log=lines.append)
+    job = TrainingJob.from_params(job_params(config, "diabetes", "least_squares"))
+    result = sweep_configuration(job, "lr", grid, [1000, 1001], data, None, runs, selected, log=lines.append)
     return result, runs, selected
 
 
