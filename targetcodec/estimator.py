@@ -58,7 +58,7 @@ class TargetCodecRegressor:
         method = get_method(self.method)
         pretrained = None
         if method.uses_k and method.needs_pretrained_codec(self.settings):
-            pretrained, _ = pretrain_codec(initial_codec(ys[train], self.k, seed=self.random_state), ys[train], alpha=self.settings.alpha)
+            pretrained, _ = pretrain_codec(initial_codec(ys[train], self.k, seed=self.random_state, grid=self.settings.grid), ys[train], alpha=self.settings.alpha)
         codec = codec_for_method(method, ys[train], self.k, self.settings, pretrained, seed=self.random_state)
         runs = [RunSpec(seed=s, lr=self.lr, lambda_kl=self.lambda_kl, lambda_auto=self.lambda_auto, lambda_pred=self.lambda_pred)
                 for s in self.seeds]

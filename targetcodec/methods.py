@@ -36,7 +36,9 @@ class Method:
 
         c = codec.centroids.to(y)
         if self.codec == "hard":
-            return hard_binning_encode(y, c)
+            # half-open bins on the m = 1 grid; the nearest centroid (argmin) for k-means++ (m > 1)
+            on_grid = settings.hard_bins == "half_open" and codec.m == 1
+            return hard_binning_encode(y, c, codec.spacing if on_grid else None)
         if self.codec == "gaussian":
             return gaussian_encode(y, c, settings.soft_binning_lambda_sigma * codec.spacing)
         if self.codec == "pretrained":
@@ -51,12 +53,14 @@ class Method:
             return codec.mu
         return None
 
-    def trainable_codec(self, codec) -> dict:
+    def trainable_codec(self, codec, settings: MethodSettings) -> dict:
         """Initial values of the codec parameters trained with the network (one copy per run)."""
         if self.codec == "end_to_end":
             return {"w_lin": codec.w_lin, "w_bias": codec.w_bias, "mu": codec.mu}
-        if self.trains_decoder:
-            return {"mu": codec.mu}  # Baseline 4: mu initialised on the grid of section 3.3
+        if self.trains_decoder:  # Baseline 4 (eq. 9): mu as settings.softmax_decoder_init says
+            from .codec import initial_softmax_decoder
+
+            return {"mu": initial_softmax_decoder(codec, settings.softmax_decoder_init)}
         return {}
 
     def loss(self, out, y, psi, codec_params, hp, settings: MethodSettings):

@@ -36,7 +36,7 @@ def codec_for_method(method: Method, y_train: np.ndarray, k: int | None, setting
         if pretrained is None:
             raise ValueError(f"method {method.name!r} needs a pre-trained codec")
         return pretrained
-    return initial_codec(y_train, k, lambda_sigma=init_lambda_sigma, seed=seed)
+    return initial_codec(y_train, k, lambda_sigma=init_lambda_sigma, seed=seed, grid=settings.grid)
 
 
 class _Progress:
@@ -105,11 +105,12 @@ def train_pack(
     fixed_decoder = method.fixed_decoder(codec).to(device, dtype) if codec is not None and method.fixed_decoder(codec) is not None else None
     codec_params = {
         name: value.to(device, dtype).unsqueeze(0).repeat(R, *([1] * value.dim())).requires_grad_(True)
-        for name, value in (method.trainable_codec(codec).items() if codec is not None else [])
+        for name, value in (method.trainable_codec(codec, settings).items() if codec is not None else [])
     }
     params = list(net.parameters()) + list(codec_params.values())
     weight_decays = [training.weight_decay] * len(list(net.parameters())) + [training.codec_weight_decay] * len(codec_params)
-    optimiser = PackedAdam(params, weight_decays)
+    wd_modes = [training.weight_decay_mode] * len(list(net.parameters())) + [training.codec_weight_decay_mode] * len(codec_params)
+    optimiser = PackedAdam(params, weight_decays, weight_decay_modes=wd_modes)
     column = lambda attr: torch.tensor([getattr(r, attr) for r in runs], dtype=dtype, device=device)  # noqa: E731
     max_lr = column("lr")
     hp = {name: column(name).unsqueeze(1) for name in ("lambda_kl", "lambda_auto", "lambda_pred")}

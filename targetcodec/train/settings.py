@@ -86,6 +86,8 @@ def training_config(config: dict, dataset: str) -> TrainingConfig:
         patience=per_model["patience"],
         weight_decay=per_model["weight_decay"],
         codec_weight_decay=config["codec"]["weight_decay"],
+        weight_decay_mode=per_model["weight_decay_mode"],
+        codec_weight_decay_mode=config["codec"]["weight_decay_mode"],
         grad_clip=t["grad_clip"],
         schedule=t["schedule"],
         warmup_fraction=t["warmup_fraction"],
@@ -100,6 +102,9 @@ def method_settings(config: dict) -> MethodSettings:
         soft_binning_lambda_sigma=config["codec"]["soft_binning_lambda_sigma"],
         alpha=config["codec"]["alpha"],
         end_to_end_codec_init=config["end_to_end"]["codec_init"],
+        grid=config["codec"]["grid"],
+        hard_bins=config["codec"]["hard_bins"],
+        softmax_decoder_init=config["codec"]["softmax_decoder_init"],
     )
 
 
@@ -135,6 +140,13 @@ def relevant_settings(config: dict, dataset: str, label: str) -> dict:
         out["huber_delta"] = config["huber_delta"]
     if method in ("softmax_least_squares", "end_to_end"):
         out["codec_weight_decay"] = codec["weight_decay"]
+        out["codec_weight_decay_mode"] = codec["weight_decay_mode"]
+    if method != "least_squares" and method != "huber":
+        out["grid"] = codec["grid"]
+    if method == "hard_binning":
+        out["hard_bins"] = codec["hard_bins"]
+    if method == "softmax_least_squares":
+        out["softmax_decoder_init"] = codec["softmax_decoder_init"]
     if method == "soft_binning":
         out["soft_binning_lambda_sigma"] = codec["soft_binning_lambda_sigma"]
     if method == "end_to_end":

@@ -10,9 +10,10 @@ with job_log(snakemake.log[0]) as log:  # noqa: F821
     c = snakemake.config["codec"]  # noqa: F821
     k = int(snakemake.wildcards.k)  # noqa: F821
     data = SplitData.load(snakemake.input.data)  # noqa: F821
-    codec = initial_codec(data.y_train, k, lambda_sigma=c["init_lambda_sigma"], seed=snakemake.params.split_seed)  # noqa: F821
+    codec = initial_codec(data.y_train, k, lambda_sigma=c["init_lambda_sigma"], seed=snakemake.params.split_seed,  # noqa: F821
+                          grid=c["grid"])
     trained, report = pretrain_codec(codec, data.y_train, alpha=c["alpha"], steps=c["pretrain"]["steps"], lr=c["pretrain"]["lr"],
-                                     weight_decay=c["weight_decay"], batch_size=c["pretrain"]["batch_size"], log=log)
+                                     weight_decay=c["weight_decay"], weight_decay_mode=c["weight_decay_mode"], batch_size=c["pretrain"]["batch_size"], log=log)
     log(f"auto-encoding error (eq. 6) {report['initial_autoencoding_error']:.3g} -> {report['final_autoencoding_error']:.3g}, "
         f"mean entropy {report['initial_entropy']:.3g} -> {report['final_entropy']:.3g}")
     trained.save(snakemake.output.codec)  # noqa: F821
