@@ -272,7 +272,7 @@ def initial_codec(y_train: np.ndarray, k: int, lambda_sigma: float = 1.0, seed: 
     return Codec(w_lin=w_lin, w_bias=w_bias, mu=c.clone(), centroids=c, spacing=spacing)
 
 
-DECODER_INITS = ("grid", "zeros", "random")
+DECODER_INITS = ("grid", "zeros", "random", "linear")
 RANDOM_DECODER_SCALE = 0.01  # ours: standard deviation of the "random" decoder initialisation
 
 
@@ -281,7 +281,8 @@ def initial_softmax_decoder(codec: Codec, init: str = "grid", seed: int = 0) -> 
     paper does not say how it starts. "grid": the centroids of section 3.3 (c, as the codec methods
     start); "zeros": mu = 0 (every prediction 0 at the start, the gradient to the network 0 until mu
     spreads); "random": N(0, 0.01^2) entries from a generator seeded with ``seed`` (a small random
-    linear layer)."""
+    linear layer); "linear": U(-1/sqrt(k), 1/sqrt(k)), the default initialisation of a torch
+    ``nn.Linear(k, m)`` layer, from the same generator."""
     if init == "grid":
         return codec.mu.clone()
     if init == "zeros":
@@ -289,6 +290,10 @@ def initial_softmax_decoder(codec: Codec, init: str = "grid", seed: int = 0) -> 
     if init == "random":
         gen = torch.Generator().manual_seed(seed)
         return RANDOM_DECODER_SCALE * torch.randn(codec.mu.shape, generator=gen, dtype=torch.float64).to(codec.mu)
+    if init == "linear":
+        gen = torch.Generator().manual_seed(seed)
+        bound = 1 / math.sqrt(codec.k)
+        return ((2 * torch.rand(codec.mu.shape, generator=gen, dtype=torch.float64) - 1) * bound).to(codec.mu)
     raise ValueError(f"unknown softmax decoder initialisation {init!r}; expected one of {', '.join(DECODER_INITS)}")
 
 

@@ -66,7 +66,7 @@ class MethodSettings:
     end_to_end_codec_init: str = "grid"  # "grid" (section 3.3 init) or "pretrained" (eq. 7 codec)
     grid: str = "endpoints"  # m = 1 codec grid: "endpoints" c_i = i/(k-1) or "midpoints" (i+1/2)/k (codec.grid_centroids)
     hard_bins: str = "half_open"  # hard binning on the grid: "half_open" bins or "nearest" centre (argmin)
-    softmax_decoder_init: str = "grid"  # baseline 4's initial mu: "grid", "zeros" or "random" (codec.initial_softmax_decoder)
+    softmax_decoder_init: str = "linear"  # baseline 4's initial mu: "grid", "zeros", "random" or "linear" (codec.initial_softmax_decoder)
 
 
 @dataclass

@@ -140,6 +140,8 @@ def test_softmax_decoder_initialisations():
     r = C.initial_softmax_decoder(codec, "random", seed=3)
     assert r.shape == (5, 1) and 0 < r.abs().max() < 0.05
     torch.testing.assert_close(r, C.initial_softmax_decoder(codec, "random", seed=3))
+    lin = C.initial_softmax_decoder(codec, "linear", seed=3)
+    assert 0.05 < lin.abs().max() <= 1 / math.sqrt(5)  # nn.Linear(5, 1): U(-1/sqrt(5), 1/sqrt(5))
     with pytest.raises(ValueError, match="'uniform'"):
         C.initial_softmax_decoder(codec, "uniform")
 

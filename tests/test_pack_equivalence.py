@@ -77,7 +77,7 @@ def test_weight_decay_modes_pack_equals_torch_adam_or_adamw(modes):
     check_pack_matches_single_runs(make_split(), "end_to_end", 5, Architecture(width=16, depth=1), training=training)
 
 
-@pytest.mark.parametrize("init", ["zeros", "random"])
+@pytest.mark.parametrize("init", ["zeros", "random", "linear"])
 def test_softmax_decoder_initialisations_pack_equals_single_runs(init):
     settings = MethodSettings(softmax_decoder_init=init, grid="midpoints")
     check_pack_matches_single_runs(make_split(), "softmax_least_squares", 5, Architecture(width=16, depth=1), settings)
