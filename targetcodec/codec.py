@@ -30,6 +30,9 @@ __all__ = [
     "autoencoding_loss",
     "entropy_penalised_autoencoding_loss",
     "grid_centroids",
+    "GRIDS",
+    "DECODER_INITS",
+    "initial_softmax_decoder",
     "kmeans_centroids",
     "initial_codec",
     "pretrain_codec",
@@ -41,13 +44,36 @@ def _squared_distances(y: torch.Tensor, centroids: torch.Tensor) -> torch.Tensor
     return ((y.unsqueeze(-2) - centroids.unsqueeze(-3)) ** 2).sum(-1)
 
 
-def hard_binning_encode(y: torch.Tensor, centroids: torch.Tensor) -> torch.Tensor:
-    """Hard binning psi_c(y) = e_i, i = argmin_i ||y - c_i||^2 (section 3.1, the target of eq. 2).
+# A target within this fraction of a bin width below a bin edge counts as on the edge: targets scaled
+# to [0, 1] in float32 land a few 1e-7 away from the edges they sit on in exact arithmetic.
+EDGE_TOLERANCE = 1e-4
 
-    For m = 1 and a uniform grid of bin midpoints this is the usual binning of section 2.2.
+
+def grid_bin_index(y: torch.Tensor, first_centre: float | torch.Tensor, spacing: float | torch.Tensor, k: int) -> torch.Tensor:
+    """The bin y falls into on a uniform 1-D grid (section 2.2), with half-open bins
+    [c_i - delta/2, c_i + delta/2): a target on an edge goes to the upper bin, and targets below the
+    first or above the last edge (1.0 on a grid of midpoints) to the first or last bin. ``y`` is
+    ``[..., n, 1]``; returns ``[..., n]``."""
+    position = (y[..., 0] - first_centre) / spacing + 0.5
+    return torch.floor(position + EDGE_TOLERANCE).clamp(0, k - 1).long()
+
+
+def hard_binning_encode(y: torch.Tensor, centroids: torch.Tensor, spacing: float | None = None) -> torch.Tensor:
+    """Hard binning psi_c(y) = e_i (section 3.1, the target of eq. 2): "the bin y falls into".
+
+    With ``spacing`` (m = 1, ``centroids`` a uniform grid, ``grid_centroids``) the bins are half-open,
+    [c_i - delta/2, c_i + delta/2) (``grid_bin_index``), so a target exactly on an edge goes to the
+    upper bin. Without it, i = argmin_i ||y - c_i||^2: the Voronoi cells of the k-means++ centroids
+    (m > 1), where a tie (measure zero) goes to the lower index.
     """
-    nearest = _squared_distances(y, centroids).argmin(-1)
-    return torch.nn.functional.one_hot(nearest, centroids.shape[-2]).to(y.dtype)
+    k = centroids.shape[-2]
+    if spacing is not None:
+        if centroids.shape[-1] != 1:
+            raise ValueError(f"half-open grid bins need m = 1 centroids, got m = {centroids.shape[-1]}")
+        index = grid_bin_index(y, centroids[..., :1, 0], spacing, k)
+    else:
+        index = _squared_distances(y, centroids).argmin(-1)
+    return torch.nn.functional.one_hot(index, k).to(y.dtype)
 
 
 def gaussian_encode(y: torch.Tensor, centroids: torch.Tensor, sigma: float | torch.Tensor) -> torch.Tensor:
@@ -187,16 +213,31 @@ class Codec:
         return cls.from_dict(load_npz(path, ["w_lin", "w_bias", "mu", "centroids", "spacing"]), dtype)
 
 
-def grid_centroids(y: np.ndarray, k: int) -> tuple[np.ndarray, float]:
-    """Uniform grid for m = 1 (section 3.3): the k bin midpoints of [min y, max y] and their spacing delta_mu.
+GRIDS = ("endpoints", "midpoints")
 
-    c_i = min + (i + 1/2) delta_mu with delta_mu = (max - min) / k, so that nearest-centroid
-    assignment (eq. 2) is uniform binning of the training range (section 2.2).
+
+def grid_centroids(y: np.ndarray, k: int, grid: str = "endpoints") -> tuple[np.ndarray, float]:
+    """Uniform grid for m = 1 (section 3.3) over the training range [lo, hi] = [min y, max y], and its
+    spacing delta_mu. The paper does not say where the k points sit; two readings:
+
+    - "endpoints": c_i = lo + i delta_mu, delta_mu = (hi - lo) / (k - 1): the first and last points
+      are the ends of the range, so a decoder on the grid can predict every training target (as in
+      the code of Stewart et al., 2023). The bins [c_i - delta/2, c_i + delta/2) then reach delta/2
+      beyond the range.
+    - "midpoints": c_i = lo + (i + 1/2) delta_mu, delta_mu = (hi - lo) / k: the midpoints of k equal
+      bins that tile the range (section 2.2); predictions then stay within [lo + delta/2, hi - delta/2].
     """
+    if grid not in GRIDS:
+        raise ValueError(f"unknown grid {grid!r}; expected one of {', '.join(GRIDS)}")
     y = np.asarray(y, dtype=np.float64).reshape(-1)
     lo, hi = float(y.min()), float(y.max())
-    spacing = (hi - lo) / k if hi > lo else 1.0 / k
-    centroids = lo + (np.arange(k) + 0.5) * spacing
+    width = hi - lo if hi > lo else 1.0
+    if grid == "endpoints":
+        spacing = width / (k - 1)
+        centroids = lo + np.arange(k) * spacing
+    else:
+        spacing = width / k
+        centroids = lo + (np.arange(k) + 0.5) * spacing
     return centroids.reshape(k, 1), spacing
 
 
@@ -214,15 +255,16 @@ def kmeans_centroids(y: np.ndarray, k: int, seed: int = 0) -> tuple[np.ndarray, 
     return centroids, max(spacing, 1e-12)
 
 
-def initial_codec(y_train: np.ndarray, k: int, lambda_sigma: float = 1.0, seed: int = 0) -> Codec:
-    """The initialisation of section 3.3: c = mu on a grid (m = 1) or k-means++ centroids (m > 1),
-    sigma = lambda_sigma * delta_mu, and w from c through eq. (4) -> (5)."""
+def initial_codec(y_train: np.ndarray, k: int, lambda_sigma: float = 1.0, seed: int = 0, grid: str = "endpoints") -> Codec:
+    """The initialisation of section 3.3: c = mu on a grid (m = 1, ``grid_centroids``: "endpoints" or
+    "midpoints") or k-means++ centroids (m > 1, where ``grid`` plays no part), sigma = lambda_sigma *
+    delta_mu, and w from c through eq. (4) -> (5)."""
     y = np.asarray(y_train, dtype=np.float64)
     y = y.reshape(len(y), -1)
     if k < 2:
         raise ValueError(f"k must be at least 2, got {k}")
     if y.shape[1] == 1:
-        centroids, spacing = grid_centroids(y, k)
+        centroids, spacing = grid_centroids(y, k, grid)
     else:
         if len(np.unique(y, axis=0)) < k:
             raise ValueError(f"k-means needs at least k={k} distinct targets, got {len(np.unique(y, axis=0))}")
@@ -232,6 +274,31 @@ def initial_codec(y_train: np.ndarray, k: int, lambda_sigma: float = 1.0, seed: 
     return Codec(w_lin=w_lin, w_bias=w_bias, mu=c.clone(), centroids=c, spacing=spacing)
 
 
+DECODER_INITS = ("grid", "zeros", "random", "linear")
+RANDOM_DECODER_SCALE = 0.01  # ours: standard deviation of the "random" decoder initialisation
+
+
+def initial_softmax_decoder(codec: Codec, init: str = "grid", seed: int = 0) -> torch.Tensor:
+    """The initial decoder mu [k, m] of baseline 4, least squares with a softmax layer (eq. 9); the
+    paper does not say how it starts. "grid": the centroids of section 3.3 (c, as the codec methods
+    start); "zeros": mu = 0 (every prediction 0 at the start, the gradient to the network 0 until mu
+    spreads); "random": N(0, 0.01^2) entries from a generator seeded with ``seed`` (a small random
+    linear layer); "linear": U(-1/sqrt(k), 1/sqrt(k)), the default initialisation of a torch
+    ``nn.Linear(k, m)`` layer, from the same generator."""
+    if init == "grid":
+        return codec.mu.clone()
+    if init == "zeros":
+        return torch.zeros_like(codec.mu)
+    if init == "random":
+        gen = torch.Generator().manual_seed(seed)
+        return RANDOM_DECODER_SCALE * torch.randn(codec.mu.shape, generator=gen, dtype=torch.float64).to(codec.mu)
+    if init == "linear":
+        gen = torch.Generator().manual_seed(seed)
+        bound = 1 / math.sqrt(codec.k)
+        return ((2 * torch.rand(codec.mu.shape, generator=gen, dtype=torch.float64) - 1) * bound).to(codec.mu)
+    raise ValueError(f"unknown softmax decoder initialisation {init!r}; expected one of {', '.join(DECODER_INITS)}")
+
+
 def pretrain_codec(
     codec: Codec,
     y_train: np.ndarray,
@@ -239,13 +306,15 @@ def pretrain_codec(
     steps: int = 2000,
     lr: float = 1e-2,
     weight_decay: float = 1e-4,
+    weight_decay_mode: str = "l2",
     batch_size: int | None = None,
     seed: int = 0,
     log=None,
 ) -> tuple[Codec, dict]:
     """Stage 1 of section 3.3: minimise eq. (7) (entropy penalised, see its sign note) over (w, mu) on the training targets with Adam.
 
-    Full batch when ``batch_size`` is None. Returns the trained codec and a summary with the
+    Full batch when ``batch_size`` is None. ``weight_decay_mode``: "l2" (torch.optim.Adam, the decay
+    added to the gradient) or "decoupled" (torch.optim.AdamW), as for training (``PackedAdam``). Returns the trained codec and a summary with the
     auto-encoding error (eq. 6) and the mean entropy of the codes before and after.
     """
     y = torch.as_tensor(np.asarray(y_train, dtype=np.float64).reshape(len(y_train), -1))
@@ -253,7 +322,10 @@ def pretrain_codec(
     w_bias = codec.w_bias.clone().requires_grad_(True)
     mu = codec.mu.clone().requires_grad_(True)
     params = [w_lin, w_bias, mu]
-    opt = torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
+    if weight_decay_mode not in ("l2", "decoupled"):
+        raise ValueError(f"unknown weight_decay_mode {weight_decay_mode!r}; expected 'l2' or 'decoupled'")
+    adam = torch.optim.Adam if weight_decay_mode == "l2" else torch.optim.AdamW
+    opt = adam(params, lr=lr, weight_decay=weight_decay)
     gen = torch.Generator().manual_seed(seed)
 
     def summary(prefix):

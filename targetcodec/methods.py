@@ -56,7 +56,9 @@ class Method:
 
         c = codec.centroids.to(y)
         if self.codec == "hard":
-            return hard_binning_encode(y, c)
+            # half-open bins on the m = 1 grid; the nearest centroid (argmin) for k-means++ (m > 1)
+            on_grid = settings.hard_bins == "half_open" and codec.m == 1
+            return hard_binning_encode(y, c, codec.spacing if on_grid else None)
         if self.codec == "gaussian":
             return gaussian_encode(y, c, settings.soft_binning_lambda_sigma * codec.spacing)
         if self.codec == "pretrained":
@@ -71,12 +73,14 @@ class Method:
             return codec.mu
         return None
 
-    def trainable_codec(self, codec) -> dict:
+    def trainable_codec(self, codec, settings: MethodSettings) -> dict:
         """Initial values of the codec parameters trained with the network (one copy per run)."""
         if self.codec == "end_to_end":
             return {"w_lin": codec.w_lin, "w_bias": codec.w_bias, "mu": codec.mu}
-        if self.trains_decoder:
-            return {"mu": codec.mu}  # Baseline 4: mu initialised on the grid of section 3.3
+        if self.trains_decoder:  # Baseline 4 (eq. 9): mu as settings.softmax_decoder_init says
+            from .codec import initial_softmax_decoder
+
+            return {"mu": initial_softmax_decoder(codec, settings.softmax_decoder_init)}
         return {}
 
     def loss(self, out, y, psi, codec_params, hp, settings: MethodSettings):
@@ -140,15 +144,18 @@ for _method in [
     Method("least_squares", "Least Squares", "Least Squares", uses_k=False, codec=None, objective=_least_squares),
     Method("huber", "Huber Loss", "Huber", uses_k=False, codec=None, objective=_huber, reads=("huber_delta",)),
     Method("softmax_least_squares", "Least Squares w. Softmax", "LS w. Softmax", uses_k=True, codec=None,
-           objective=_softmax_least_squares, trains_decoder=True, reads=("codec.weight_decay",)),
-    Method("hard_binning", "Hard Binning Classification", "Hard Binning", uses_k=True, codec="hard", objective=_classification),
+           objective=_softmax_least_squares, trains_decoder=True,
+           reads=("codec.weight_decay", "codec.weight_decay_mode", "codec.softmax_decoder_init")),
+    Method("hard_binning", "Hard Binning Classification", "Hard Binning", uses_k=True, codec="hard", objective=_classification,
+           reads=("codec.hard_bins",)),
     Method("soft_binning", "Soft Binning Classification", "Soft Binning", uses_k=True, codec="gaussian",
            objective=_classification, reads=("codec.soft_binning_lambda_sigma",),
            shown_settings=(("soft_binning_lambda_sigma", "\\lambda_\\sigma"),)),
     Method("trained_codec", "Trained Encoder Classification", "Trained Encoder", uses_k=True, codec="pretrained",
            objective=_classification),
     Method("end_to_end", "End to End", "End to End", uses_k=True, codec="end_to_end", objective=_end_to_end,
-           trains_decoder=True, reads=("end_to_end", "codec.init_lambda_sigma", "codec.alpha", "codec.weight_decay")),
+           trains_decoder=True,
+           reads=("end_to_end", "codec.init_lambda_sigma", "codec.alpha", "codec.weight_decay", "codec.weight_decay_mode")),
 ]:
     register(_method)
 

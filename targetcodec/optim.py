@@ -3,7 +3,10 @@
 Adam is elementwise, so one Adam over stacked parameters equals R independent Adams when the
 learning rate is a per-run tensor broadcast over the run dimension. Gradient clipping is the one
 step that mixes elements of a run: the norm is taken per run over all of that run's parameters.
-The update follows torch.optim.Adam exactly (L2 weight decay added to the gradient, section 4).
+The update follows torch.optim.Adam (weight decay "l2": added to the gradient, so that the loss's
+scale sets how strongly it acts) or torch.optim.AdamW (weight decay "decoupled": p <- p (1 - lr wd)
+before the Adam step, Loshchilov and Hutter, 2019), chosen per tensor. The paper says "Adam with L2
+weight decay" (section 4) without saying which.
 """
 
 from __future__ import annotations
@@ -24,12 +27,23 @@ def clip_grad_norm_per_run(grads: list[torch.Tensor], max_norm: float) -> torch.
     return norms
 
 
-class PackedAdam:
-    """Adam (Kingma and Ba, 2014) with L2 weight decay, per-run learning rates and per-tensor decay."""
+WEIGHT_DECAY_MODES = ("l2", "decoupled")
 
-    def __init__(self, params: list[torch.Tensor], weight_decays: list[float], betas=(0.9, 0.999), eps=1e-8):
+
+class PackedAdam:
+    """Adam (Kingma and Ba, 2014) with per-run learning rates and per-tensor weight decay, coupled
+    ("l2", torch.optim.Adam) or decoupled ("decoupled", torch.optim.AdamW)."""
+
+    def __init__(self, params: list[torch.Tensor], weight_decays: list[float], betas=(0.9, 0.999), eps=1e-8,
+                 weight_decay_modes: list[str] | None = None):
         self.params = params
         self.weight_decays = weight_decays
+        self.weight_decay_modes = list(weight_decay_modes) if weight_decay_modes is not None else ["l2"] * len(params)
+        if len(self.weight_decay_modes) != len(params):
+            raise ValueError(f"{len(self.weight_decay_modes)} weight decay modes for {len(params)} parameters")
+        for mode in self.weight_decay_modes:
+            if mode not in WEIGHT_DECAY_MODES:
+                raise ValueError(f"unknown weight_decay_mode {mode!r}; expected one of {', '.join(WEIGHT_DECAY_MODES)}")
         self.beta1, self.beta2 = betas
         self.eps = eps
         self.step_count = 0
@@ -42,9 +56,12 @@ class PackedAdam:
         self.step_count += 1
         bias1 = 1 - self.beta1**self.step_count
         bias2_sqrt = math.sqrt(1 - self.beta2**self.step_count)
-        for p, g, m, v, wd in zip(self.params, grads, self.exp_avg, self.exp_avg_sq, self.weight_decays):
-            if wd:
+        for p, g, m, v, wd, mode in zip(self.params, grads, self.exp_avg, self.exp_avg_sq, self.weight_decays,
+                                        self.weight_decay_modes):
+            if wd and mode == "l2":
                 g = g.add(p, alpha=wd)
+            elif wd:
+                p.mul_(1 - (lr * wd).reshape(-1, *([1] * (p.dim() - 1))))
             m.lerp_(g, 1 - self.beta1)
             v.mul_(self.beta2).addcmul_(g, g, value=1 - self.beta2)
             denom = (v.sqrt() / bias2_sqrt).add_(self.eps)

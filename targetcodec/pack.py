@@ -40,7 +40,7 @@ def codec_for_method(method: Method, y_train: np.ndarray, k: int | None, setting
         if pretrained is None:
             raise ValueError(f"method {method.name!r} needs a pre-trained codec")
         return pretrained
-    return initial_codec(y_train, k, lambda_sigma=init_lambda_sigma, seed=seed)
+    return initial_codec(y_train, k, lambda_sigma=init_lambda_sigma, seed=seed, grid=settings.grid)
 
 
 _STOP_AFTER_EPOCH: int | None = None  # set only by stop_after_epoch (tests)
@@ -218,10 +218,12 @@ class _Pack:
         self.fixed_decoder = decoder.to(device, dtype) if decoder is not None else None
         self.codec_params = {
             name: value.to(device, dtype).unsqueeze(0).repeat(self.R, *([1] * value.dim())).requires_grad_(True)
-            for name, value in (method.trainable_codec(codec).items() if codec is not None else [])
+            for name, value in (method.trainable_codec(codec, settings).items() if codec is not None else [])
         }
         n_net = len(list(self.net.parameters()))
-        self.optimiser = PackedAdam(self.params, [training.weight_decay] * n_net + [training.codec_weight_decay] * len(self.codec_params))
+        n_codec = len(self.codec_params)
+        self.optimiser = PackedAdam(self.params, [training.weight_decay] * n_net + [training.codec_weight_decay] * n_codec,
+                                    weight_decay_modes=[training.weight_decay_mode] * n_net + [training.codec_weight_decay_mode] * n_codec)
         column = lambda attr: torch.tensor([getattr(r, attr) for r in runs], dtype=dtype, device=device)  # noqa: E731
         self.max_lr = column("lr")
         self.hp = {name: column(name).unsqueeze(1) for name in ("lambda_kl", "lambda_auto", "lambda_pred")}

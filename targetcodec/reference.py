@@ -91,12 +91,14 @@ def train_single_run(
     fixed = method.fixed_decoder(codec) if codec is not None else None
     fixed_decoder = fixed.to(device, dtype) if fixed is not None else None
     codec_params = {name: torch.nn.Parameter(v.to(device, dtype).clone())
-                    for name, v in (method.trainable_codec(codec).items() if codec is not None else [])}
+                    for name, v in (method.trainable_codec(codec, settings).items() if codec is not None else [])}
     all_params = list(net.parameters()) + list(codec_params.values())
-    groups = [{"params": list(net.parameters()), "weight_decay": training.weight_decay}]
+    # one torch optimiser per group: Adam for coupled ("l2") weight decay, AdamW for "decoupled"
+    groups = [(list(net.parameters()), training.weight_decay, training.weight_decay_mode)]
     if codec_params:
-        groups.append({"params": list(codec_params.values()), "weight_decay": training.codec_weight_decay})
-    optimiser = torch.optim.Adam(groups, lr=run.lr)
+        groups.append((list(codec_params.values()), training.codec_weight_decay, training.codec_weight_decay_mode))
+    optimisers = [(torch.optim.AdamW if mode == "decoupled" else torch.optim.Adam)(ps, lr=run.lr, weight_decay=wd)
+                  for ps, wd, mode in groups]
     hp = {"lambda_kl": run.lambda_kl, "lambda_auto": run.lambda_auto, "lambda_pred": run.lambda_pred}
 
     tensors = (X_train, y_train) + ((psi_train,) if psi_train is not None else ())
@@ -113,12 +115,14 @@ def train_single_run(
             xb, yb = batch[0], batch[1]
             psi = batch[2] if psi_train is not None else None
             loss = method.loss(net(xb, dropout_generator), yb, psi, codec_params, hp, settings).mean()
-            optimiser.zero_grad()
+            for optimiser in optimisers:
+                optimiser.zero_grad()
             loss.backward()
             torch.nn.utils.clip_grad_norm_(all_params, training.grad_clip)
-            for group in optimiser.param_groups:
-                group["lr"] = run.lr * learning_rate_factor(step, total_steps, training.schedule, training.warmup_fraction)
-            optimiser.step()
+            for optimiser in optimisers:
+                for group in optimiser.param_groups:
+                    group["lr"] = run.lr * learning_rate_factor(step, total_steps, training.schedule, training.warmup_fraction)
+                optimiser.step()
             step += 1
         net.eval()
         with torch.no_grad():

@@ -47,6 +47,8 @@ class TrainingConfig:
     patience: int = 20
     weight_decay: float = 1e-4  # 1e-4 for the MLP, 1e-2 for the CNN (section 4)
     codec_weight_decay: float = 1e-4  # encoder-decoder (section 4)
+    weight_decay_mode: str = "decoupled"  # "l2" (torch.optim.Adam) or "decoupled" (AdamW); paper silent
+    codec_weight_decay_mode: str = "decoupled"  # the same for the encoder-decoder parameters
     grad_clip: float = 1.0
     schedule: str = "cosine"
     warmup_fraction: float = 0.05
@@ -63,6 +65,9 @@ class MethodSettings:
     soft_binning_lambda_sigma: float = 0.5  # sigma = lambda_sigma * delta_mu in Tables 3-5
     alpha: float = 1e-6  # entropy penalty of eq. (7), Appendix B
     end_to_end_codec_init: str = "grid"  # "grid" (section 3.3 init) or "pretrained" (eq. 7 codec)
+    grid: str = "endpoints"  # m = 1 codec grid: "endpoints" c_i = i/(k-1) or "midpoints" (i+1/2)/k (codec.grid_centroids)
+    hard_bins: str = "half_open"  # hard binning on the grid: "half_open" bins or "nearest" centre (argmin)
+    softmax_decoder_init: str = "linear"  # baseline 4's initial mu: "grid", "zeros", "random" or "linear" (codec.initial_softmax_decoder)
 
 
 @dataclass

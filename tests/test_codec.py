@@ -65,9 +65,85 @@ def test_decoding_is_c_transpose_pi():
 
 
 def test_grid_is_bin_midpoints():
-    centroids, spacing = C.grid_centroids(np.array([0.0, 1.0, 0.4]), 4)
+    centroids, spacing = C.grid_centroids(np.array([0.0, 1.0, 0.4]), 4, "midpoints")
     np.testing.assert_allclose(centroids[:, 0], [0.125, 0.375, 0.625, 0.875])
     assert spacing == 0.25
+
+
+def test_grid_of_endpoints_reaches_both_ends():
+    centroids, spacing = C.grid_centroids(np.array([0.0, 1.0, 0.4]), 5, "endpoints")
+    np.testing.assert_allclose(centroids[:, 0], [0.0, 0.25, 0.5, 0.75, 1.0])
+    assert spacing == 0.25
+    with pytest.raises(ValueError, match="unknown grid 'ends'"):
+        C.grid_centroids(np.array([0.0, 1.0]), 5, "ends")
+
+
+@pytest.mark.parametrize("grid, reachable", [("endpoints", True), ("midpoints", False)])
+def test_decoder_reaches_0_and_1_only_on_endpoints(grid, reachable):
+    """mu^T pi over the simplex spans [min c, max c]: [0, 1] on endpoints, [0.5/k, 1 - 0.5/k] on midpoints."""
+    y = np.linspace(0, 1, 101).reshape(-1, 1)
+    codec = C.initial_codec(y, 5, grid=grid)
+    one_hot = torch.eye(5, dtype=torch.float64)
+    reach = codec.decode(one_hot)[:, 0]
+    assert (float(reach.min()) == 0.0 and float(reach.max()) == 1.0) == reachable
+    if not reachable:
+        assert float(reach.min()) == pytest.approx(0.1) and float(reach.max()) == pytest.approx(0.9)
+    # the initial soft codec of section 3.3 decodes 0 and 1 closer on endpoints than hard binning on midpoints can
+    ends = torch.tensor([[0.0], [1.0]], dtype=torch.float64)
+    err = (codec.decode(C.hard_binning_encode(ends, codec.centroids, codec.spacing)) - ends).abs().max().item()
+    assert err == pytest.approx(0.0 if reachable else 0.1)
+
+
+def test_two_dimensional_codec_ignores_the_grid_setting():
+    rng = np.random.default_rng(6)
+    y = rng.random((300, 2))
+    a = C.initial_codec(y, 4, grid="endpoints", seed=1)
+    b = C.initial_codec(y, 4, grid="midpoints", seed=1)
+    torch.testing.assert_close(a.centroids, b.centroids)
+
+
+@pytest.mark.parametrize("grid", ["endpoints", "midpoints"])
+def test_hard_binning_puts_targets_on_an_edge_in_the_upper_bin(grid):
+    """Half-open bins [c_i - d/2, c_i + d/2): a target exactly on an edge falls into the upper bin;
+    the top of the range (1.0) into the last bin; argmin (nearest) sends the edge down."""
+    k = 5
+    centroids, spacing = C.grid_centroids(np.array([0.0, 1.0]), k, grid)
+    c = torch.as_tensor(centroids)
+    first = centroids[0, 0]
+    edges = first + (np.arange(1, k) - 0.5) * spacing  # the k - 1 inner edges
+    for dtype in (torch.float64, torch.float32):  # float32: the targets as training sees them
+        y = torch.as_tensor(np.concatenate([edges, [0.0, 1.0]]).reshape(-1, 1), dtype=dtype)
+        half_open = C.hard_binning_encode(y, c.to(dtype), spacing).argmax(-1).tolist()
+        assert half_open == [1, 2, 3, 4, 0, k - 1], (grid, dtype)
+    nearest = C.hard_binning_encode(torch.as_tensor(edges.reshape(-1, 1)), c).argmax(-1).tolist()
+    assert nearest == [0, 1, 2, 3]
+    # just below an edge stays in the lower bin
+    below = torch.as_tensor((edges - 1e-3 * spacing).reshape(-1, 1))
+    assert C.hard_binning_encode(below, c, spacing).argmax(-1).tolist() == [0, 1, 2, 3]
+
+
+def test_wine_quality_scores_on_edges_at_k15():
+    """Quality scores 3..9 scaled to [0, 1] (i / 6): on the k = 15 midpoint grid 1/3 and 2/3 are edges (5/15, 10/15)."""
+    y = torch.tensor([[i / 6] for i in range(7)], dtype=torch.float32)
+    centroids, spacing = C.grid_centroids(y.numpy(), 15, "midpoints")
+    c = torch.as_tensor(centroids, dtype=torch.float32)
+    half_open = C.hard_binning_encode(y, c, spacing).argmax(-1).tolist()
+    assert half_open[2] == 5 and half_open[4] == 10 and half_open[6] == 14
+    nearest = C.hard_binning_encode(y, c).argmax(-1).tolist()
+    assert nearest[2] == 4  # argmin: float rounding decides which side an edge goes (here 1/3 down)
+
+
+def test_softmax_decoder_initialisations():
+    codec = C.initial_codec(np.linspace(0, 1, 50), 5)
+    torch.testing.assert_close(C.initial_softmax_decoder(codec, "grid"), codec.mu)
+    assert C.initial_softmax_decoder(codec, "zeros").abs().max() == 0
+    r = C.initial_softmax_decoder(codec, "random", seed=3)
+    assert r.shape == (5, 1) and 0 < r.abs().max() < 0.05
+    torch.testing.assert_close(r, C.initial_softmax_decoder(codec, "random", seed=3))
+    lin = C.initial_softmax_decoder(codec, "linear", seed=3)
+    assert 0.05 < lin.abs().max() <= 1 / math.sqrt(5)  # nn.Linear(5, 1): U(-1/sqrt(5), 1/sqrt(5))
+    with pytest.raises(ValueError, match="'uniform'"):
+        C.initial_softmax_decoder(codec, "uniform")
 
 
 def test_grid_codec_autoencoding_error_falls_with_k():

@@ -1,5 +1,7 @@
 """A pack of runs trained as one batched model equals each run trained alone with standard PyTorch
-(nn.Linear/nn.Conv2d, DataLoader, torch.optim.Adam, clip_grad_norm_), in float64."""
+(nn.Linear/nn.Conv2d, DataLoader, torch.optim.AdamW or Adam, clip_grad_norm_), in float64."""
+
+import dataclasses
 
 import math
 
@@ -32,14 +34,14 @@ def reference_parameters(net, codec_params):
     return list(net.parameters()) + list(codec_params.values())
 
 
-def check_pack_matches_single_runs(data, method_name, k, arch, settings=MethodSettings(), codec=None):
+def check_pack_matches_single_runs(data, method_name, k, arch, settings=MethodSettings(), codec=None, training=TRAINING):
     method = METHODS[method_name]
     if codec is None and method.uses_k:
         codec = codec_for_method(method, data.y_train, k, settings)
-    results, predictor = train_pack(data, method, RUNS, k=k, codec=codec, architecture=arch, training=TRAINING,
+    results, predictor = train_pack(data, method, RUNS, k=k, codec=codec, architecture=arch, training=training,
                                     settings=settings, dtype=torch.float64, return_predictor=True)
     for r, run in enumerate(RUNS):
-        alone, net, codec_params = train_single_run(data, method, run, k=k, codec=codec, architecture=arch, training=TRAINING,
+        alone, net, codec_params = train_single_run(data, method, run, k=k, codec=codec, architecture=arch, training=training,
                                                     settings=settings, dtype=torch.float64)
         assert results[r].epochs_trained == alone.epochs_trained
         assert results[r].best_epoch == alone.best_epoch
@@ -64,6 +66,21 @@ def test_mlp_pack_equals_single_runs(method_name):
                                              Architecture(width=16, depth=2), settings, codec)
     # the runs are really different runs
     assert len({r.metrics["test_mae"] for r in results}) == len(RUNS)
+
+
+@pytest.mark.parametrize("modes", [("l2", "l2"), ("l2", "decoupled"), ("decoupled", "l2")])
+def test_weight_decay_modes_pack_equals_torch_adam_or_adamw(modes):
+    """Coupled L2 decay equals torch.optim.Adam, decoupled equals AdamW, per network and codec; a
+    large decay so that the modes matter."""
+    training = dataclasses.replace(TRAINING, weight_decay=0.01, codec_weight_decay=0.01, weight_decay_mode=modes[0],
+                                   codec_weight_decay_mode=modes[1])
+    check_pack_matches_single_runs(make_split(), "end_to_end", 5, Architecture(width=16, depth=1), training=training)
+
+
+@pytest.mark.parametrize("init", ["zeros", "random", "linear"])
+def test_softmax_decoder_initialisations_pack_equals_single_runs(init):
+    settings = MethodSettings(softmax_decoder_init=init, grid="midpoints")
+    check_pack_matches_single_runs(make_split(), "softmax_least_squares", 5, Architecture(width=16, depth=1), settings)
 
 
 @pytest.mark.parametrize("method_name", ["least_squares", "end_to_end"])

@@ -79,6 +79,9 @@ METHOD_SETTING_KEYS = {
     "soft_binning_lambda_sigma": "codec.soft_binning_lambda_sigma",
     "alpha": "codec.alpha",
     "end_to_end_codec_init": "end_to_end.codec_init",
+    "grid": "codec.grid",
+    "hard_bins": "codec.hard_bins",
+    "softmax_decoder_init": "codec.softmax_decoder_init",
 }
 
 
@@ -108,6 +111,7 @@ def job_params(config: dict, dataset: str, label: str) -> dict:
         job["method_modules"] = list(config["method_modules"])  # where methods of one's own are registered
     if method.uses_k:
         job["codec_seed"] = config["split"]["seed"]  # k-means++ initialisation for m > 1 (section 3.3)
+        job["method"]["codec.grid"] = config["codec"]["grid"]  # where the k classes sit (section 3.3)
     if method.needs_pretrained_codec(method_settings(config)):
         job["codec"] = config["codec"]  # through the pre-trained codec (eq. 7)
     return job
@@ -170,6 +174,8 @@ class TrainingJob:
             patience=t["patience"],
             weight_decay=t["weight_decay"],
             codec_weight_decay=read.get("codec.weight_decay", TrainingConfig.codec_weight_decay),
+            weight_decay_mode=t.get("weight_decay_mode", TrainingConfig.weight_decay_mode),
+            codec_weight_decay_mode=read.get("codec.weight_decay_mode", TrainingConfig.codec_weight_decay_mode),
             grad_clip=t["grad_clip"],
             schedule=t["schedule"],
             warmup_fraction=t["warmup_fraction"],

@@ -10,7 +10,7 @@ with job_log(snakemake.log[0]) as log:
     c = snakemake.params.codec
     k = int(snakemake.wildcards.k)
     data = SplitData.load(snakemake.input.data)
-    codec = initial_codec(data.y_train, k, lambda_sigma=c["init_lambda_sigma"], seed=snakemake.params.seed)
+    codec = initial_codec(data.y_train, k, lambda_sigma=c["init_lambda_sigma"], seed=snakemake.params.seed, grid=c["grid"])
     trained, report = pretrain_codec(
         codec,
         data.y_train,
@@ -18,6 +18,7 @@ with job_log(snakemake.log[0]) as log:
         steps=c["pretrain"]["steps"],
         lr=c["pretrain"]["lr"],
         weight_decay=c["weight_decay"],
+        weight_decay_mode=c["weight_decay_mode"],
         batch_size=c["pretrain"]["batch_size"],
         log=log,
     )
