@@ -30,6 +30,6 @@ include: "workflow/rules/osv5m.smk"
 
 
 rule all:
+    default_target: True
     input:
         all_outputs() + osv5m_outputs(),
-    default_target: True

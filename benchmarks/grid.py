@@ -48,9 +48,22 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 SIZES = {
-    "small": {"seeds": 2, "epochs": 10, "patience": 5, "lr_grid": [1.0e-3, 3.0e-3], "sweep_seeds": 1, "pretrain_steps": 200},
-    "paper": {"seeds": 10, "epochs": None, "patience": None, "lr_grid": [3.0e-4, 1.0e-3, 3.0e-3, 1.0e-2], "sweep_seeds": 3,
-              "pretrain_steps": None},
+    "small": {
+        "seeds": 2,
+        "epochs": 10,
+        "patience": 5,
+        "lr_grid": [1.0e-3, 3.0e-3],
+        "sweep_seeds": 1,
+        "pretrain_steps": 200,
+    },
+    "paper": {
+        "seeds": 10,
+        "epochs": None,
+        "patience": None,
+        "lr_grid": [3.0e-4, 1.0e-3, 3.0e-3, 1.0e-2],
+        "sweep_seeds": 3,
+        "pretrain_steps": None,
+    },
 }
 TIMESTAMP = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d)(?:[.,](\d{3}))? ")
 STARTUP = re.compile(r"start-up: ([\d.]+) s")
@@ -71,8 +84,12 @@ def slice_config(args, results: Path) -> dict:
         "data_cache": str(Path(args.data_cache).resolve()),
         "run_datasets": list(args.datasets),
         "seeds": pick("seeds"),
-        "sweeps": {"lr": {"enabled": True, "grid": list(pick("lr_grid")), "seeds": pick("sweep_seeds")},
-                   "lambda_kl": {"enabled": False}, "lambda_auto": {"enabled": False}, "k": {"enabled": False}},
+        "sweeps": {
+            "lr": {"enabled": True, "grid": list(pick("lr_grid")), "seeds": pick("sweep_seeds")},
+            "lambda_kl": {"enabled": False},
+            "lambda_auto": {"enabled": False},
+            "k": {"enabled": False},
+        },
     }
     if training:
         config["training"] = {"mlp": dict(training), "cnn": dict(training)}
@@ -85,12 +102,14 @@ def checkout(commit: str, out: Path) -> tuple[Path, str]:
     """A git worktree of ``commit`` under ``out`` (made once), or the working tree itself."""
     if commit == "WORKTREE":
         return REPO, "WORKTREE"
-    sha = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", commit], check=True, capture_output=True,
-                         text=True).stdout.strip()
+    sha = subprocess.run(
+        ["git", "-C", str(REPO), "rev-parse", "--short", commit], check=True, capture_output=True, text=True
+    ).stdout.strip()
     tree = out / f"tree-{sha}"
     if not tree.exists():
-        subprocess.run(["git", "-C", str(REPO), "worktree", "add", "--detach", str(tree), sha], check=True,
-                       capture_output=True)
+        subprocess.run(
+            ["git", "-C", str(REPO), "worktree", "add", "--detach", str(tree), sha], check=True, capture_output=True
+        )
     return tree, sha
 
 
@@ -103,9 +122,18 @@ class GpuSampler:
 
     def __enter__(self):
         if shutil.which("nvidia-smi"):
-            self.process = subprocess.Popen(["nvidia-smi", "--query-gpu=utilization.gpu,memory.used",
-                                             "--format=csv,noheader,nounits", "-lms", "500"],
-                                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+            self.process = subprocess.Popen(
+                [
+                    "nvidia-smi",
+                    "--query-gpu=utilization.gpu,memory.used",
+                    "--format=csv,noheader,nounits",
+                    "-lms",
+                    "500",
+                ],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.DEVNULL,
+                text=True,
+            )
             threading.Thread(target=self._read, daemon=True).start()
         return self
 
@@ -126,8 +154,12 @@ class GpuSampler:
         if not self.samples:
             return None
         util = [u for u, _ in self.samples]
-        return {"gpu_util_mean": statistics.mean(util), "gpu_util_max": max(util),
-                "gpu_busy_fraction": sum(u > 0 for u in util) / len(util), "gpu_mem_max_mib": max(m for _, m in self.samples)}
+        return {
+            "gpu_util_mean": statistics.mean(util),
+            "gpu_util_max": max(util),
+            "gpu_busy_fraction": sum(u > 0 for u in util) / len(util),
+            "gpu_mem_max_mib": max(m for _, m in self.samples),
+        }
 
 
 def _time(line: str) -> float | None:
@@ -142,8 +174,17 @@ def job_breakdown(log: Path, wall: float) -> dict:
     """Where one training or sweep job's ``wall`` seconds went, from its log."""
     lines = log.read_text().splitlines() if log.exists() else []
     stamped = [(t, line) for line in lines if (t := _time(line)) is not None]
-    part = {"jobs": 1, "wall": wall, "start-up": 0.0, "data loading": 0.0, "set-up": 0.0, "training": 0.0,
-            "evaluation": 0.0, "writing": 0.0, "rest of the job": 0.0}
+    part = {
+        "jobs": 1,
+        "wall": wall,
+        "start-up": 0.0,
+        "data loading": 0.0,
+        "set-up": 0.0,
+        "training": 0.0,
+        "evaluation": 0.0,
+        "writing": 0.0,
+        "rest of the job": 0.0,
+    }
     if not stamped:
         part["rest of the job"] = wall
         return part
@@ -154,14 +195,21 @@ def job_breakdown(log: Path, wall: float) -> dict:
     if timing is not None:
         t_end, m = timing
         setup, training, evaluation = (float(x) for x in m.groups())
-        part.update({"set-up": setup, "training": training, "evaluation": evaluation,
-                     "data loading": max(0.0, t_end - (setup + training + evaluation) - first),
-                     "writing": max(0.0, last - t_end)})
+        part.update(
+            {
+                "set-up": setup,
+                "training": training,
+                "evaluation": evaluation,
+                "data loading": max(0.0, t_end - (setup + training + evaluation) - first),
+                "writing": max(0.0, last - t_end),
+            }
+        )
     else:
         finished = next((float(m.group(1)) for _, line in stamped if (m := TRAINING_FINISHED.search(line))), 0.0)
         part["training"] = finished
-    part["rest of the job"] = max(0.0, wall - sum(part[k] for k in ("start-up", "data loading", "set-up", "training",
-                                                                      "evaluation", "writing")))
+    part["rest of the job"] = max(
+        0.0, wall - sum(part[k] for k in ("start-up", "data loading", "set-up", "training", "evaluation", "writing"))
+    )
     return part
 
 
@@ -201,8 +249,13 @@ def count_runs(results: Path) -> dict:
 def dry_run_seconds(tree: Path, env: dict, snakemake: str, results: Path) -> float:
     """Wall time of ``snakemake -n`` of config.yaml's full grid (nothing is run)."""
     start = time.perf_counter()
-    subprocess.run([snakemake, "-n", "--quiet", "all", "--config", f"results={results}"], cwd=tree, env=env,
-                   check=True, capture_output=True)
+    subprocess.run(
+        [snakemake, "-n", "--quiet", "all", "--config", f"results={results}"],
+        cwd=tree,
+        env=env,
+        check=True,
+        capture_output=True,
+    )
     return time.perf_counter() - start
 
 
@@ -220,7 +273,16 @@ def run_commit(commit: str, args, out: Path) -> dict:
     snakemake = str(Path(sys.executable).with_name("snakemake"))
     dry = dry_run_seconds(tree, env, snakemake, work / "dry-run")
     target = [] if args.reports else [str(results / "metrics.parquet")]  # before --configfile, which takes several
-    command = [snakemake, *target, "--cores", str(args.cores), "--configfile", "config.yaml", str(preset), *args.snakemake]
+    command = [
+        snakemake,
+        *target,
+        "--cores",
+        str(args.cores),
+        "--configfile",
+        "config.yaml",
+        str(preset),
+        *args.snakemake,
+    ]
     print(f"[{name}] {' '.join(command)}  (in {tree})", flush=True)
     load_before = os.getloadavg()
     with GpuSampler() as gpu, open(work / "snakemake.log", "w") as snakelog:
@@ -229,31 +291,48 @@ def run_commit(commit: str, args, out: Path) -> dict:
         wall = time.perf_counter() - start
     runs = count_runs(results)
     total_runs = runs["reported_runs"] + runs["sweep_runs"]
-    return {"commit": name, "tree": str(tree), "wall_s": wall, **runs, "runs_per_s": total_runs / wall,
-            "dry_run_full_grid_s": dry, "load_before": load_before, "load_after": os.getloadavg(),
-            "breakdown": breakdown(results), "gpu": gpu.summary(), "cores": args.cores}
+    return {
+        "commit": name,
+        "tree": str(tree),
+        "wall_s": wall,
+        **runs,
+        "runs_per_s": total_runs / wall,
+        "dry_run_full_grid_s": dry,
+        "load_before": load_before,
+        "load_after": os.getloadavg(),
+        "breakdown": breakdown(results),
+        "gpu": gpu.summary(),
+        "cores": args.cores,
+    }
 
 
 def report(result: dict) -> str:
-    lines = [f"== {result['commit']}: {result['wall_s']:.1f} s wall, {result['reported_runs']} reported + "
-             f"{result['sweep_runs']} sweep runs = {result['runs_per_s']:.2f} runs/s on {result['cores']} cores; "
-             f"dry run of the full grid {result['dry_run_full_grid_s']:.2f} s; load average before/after "
-             f"{result['load_before'][0]:.2f}/{result['load_after'][0]:.2f}"]
+    lines = [
+        f"== {result['commit']}: {result['wall_s']:.1f} s wall, {result['reported_runs']} reported + "
+        f"{result['sweep_runs']} sweep runs = {result['runs_per_s']:.2f} runs/s on {result['cores']} cores; "
+        f"dry run of the full grid {result['dry_run_full_grid_s']:.2f} s; load average before/after "
+        f"{result['load_before'][0]:.2f}/{result['load_after'][0]:.2f}"
+    ]
     for group, part in result["breakdown"].items():
         wall = part["wall"]
-        shares = ", ".join(f"{k} {v:.1f} s ({100 * v / wall:.0f}%)" for k, v in part.items()
-                           if k not in ("jobs", "wall") and v > 0)
+        shares = ", ".join(
+            f"{k} {v:.1f} s ({100 * v / wall:.0f}%)" for k, v in part.items() if k not in ("jobs", "wall") and v > 0
+        )
         lines.append(f"   {group}: {part['jobs']} jobs, {wall:.1f} job-s" + (f": {shares}" if shares else ""))
     if result["gpu"]:
         g = result["gpu"]
-        lines.append(f"   GPU: utilisation mean {g['gpu_util_mean']:.0f}% (max {g['gpu_util_max']:.0f}%), busy in "
-                     f"{100 * g['gpu_busy_fraction']:.0f}% of samples, memory up to {g['gpu_mem_max_mib']:.0f} MiB")
+        lines.append(
+            f"   GPU: utilisation mean {g['gpu_util_mean']:.0f}% (max {g['gpu_util_max']:.0f}%), busy in "
+            f"{100 * g['gpu_busy_fraction']:.0f}% of samples, memory up to {g['gpu_mem_max_mib']:.0f} MiB"
+        )
     return "\n".join(lines)
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--commits", nargs="+", default=["WORKTREE"], help="commits to run in turn (WORKTREE: this tree)")
+    parser.add_argument(
+        "--commits", nargs="+", default=["WORKTREE"], help="commits to run in turn (WORKTREE: this tree)"
+    )
     parser.add_argument("--datasets", nargs="+", default=["ailerons", "cpu_act"])
     parser.add_argument("--data-cache", default=str(REPO.parent / "shared" / "data"))
     parser.add_argument("--size", choices=sorted(SIZES), default="small")
@@ -263,13 +342,24 @@ def main(argv=None):
     parser.add_argument("--lr-grid", type=float, nargs="+")
     parser.add_argument("--sweep-seeds", type=int)
     parser.add_argument("--pretrain-steps", type=int, help="codec pre-training steps (small: 200)")
-    parser.add_argument("--reports", action="store_true", help="also build the tables and figures (default: the runs and "
-                        "sweeps, up to metrics.parquet)")
+    parser.add_argument(
+        "--reports",
+        action="store_true",
+        help="also build the tables and figures (default: the runs and sweeps, up to metrics.parquet)",
+    )
     parser.add_argument("--cores", default="2")
-    parser.add_argument("--parallel", action="store_true", help="run the commits at the same time, each with --cores "
-                        "(fairer on a machine shared with others' fluctuating load)")
-    parser.add_argument("--out", default="/tmp/targetcodec-grid-benchmark", help="worktrees, results and JSON (outside the repo)")
-    parser.add_argument("--snakemake", nargs=argparse.REMAINDER, default=[], help="further Snakemake arguments (e.g. --profile)")
+    parser.add_argument(
+        "--parallel",
+        action="store_true",
+        help="run the commits at the same time, each with --cores "
+        "(fairer on a machine shared with others' fluctuating load)",
+    )
+    parser.add_argument(
+        "--out", default="/tmp/targetcodec-grid-benchmark", help="worktrees, results and JSON (outside the repo)"
+    )
+    parser.add_argument(
+        "--snakemake", nargs=argparse.REMAINDER, default=[], help="further Snakemake arguments (e.g. --profile)"
+    )
     args = parser.parse_args(argv)
     out = Path(args.out).resolve()
     out.mkdir(parents=True, exist_ok=True)

@@ -20,7 +20,9 @@ from pathlib import Path
 import torch
 
 
-def train_speed(device: str, runs: int, batch: int, steps: int, width: int, depth: int, precision: str, method: str) -> dict:
+def train_speed(
+    device: str, runs: int, batch: int, steps: int, width: int, depth: int, precision: str, method: str
+) -> dict:
     from targetcodec.codec import unit_square_grid_codec
     from targetcodec.heads import PackedAdaLNHead
     from targetcodec.methods import METHODS
@@ -32,12 +34,20 @@ def train_speed(device: str, runs: int, batch: int, steps: int, width: int, dept
     m = METHODS[method]
     k = 625 if m.uses_k else None
     codec = unit_square_grid_codec(625) if m.uses_k else None
-    head = PackedAdaLNHead(1024, m.output_size(k, 2), [torch.Generator().manual_seed(s) for s in range(runs)], width, depth, device=dev)
-    params_codec = {n: v.float().to(dev).unsqueeze(0).repeat(runs, *([1] * v.dim())) for n, v in (m.trainable_codec(codec).items() if codec else [])}
+    head = PackedAdaLNHead(
+        1024, m.output_size(k, 2), [torch.Generator().manual_seed(s) for s in range(runs)], width, depth, device=dev
+    )
+    params_codec = {
+        n: v.float().to(dev).unsqueeze(0).repeat(runs, *([1] * v.dim()))
+        for n, v in (m.trainable_codec(codec).items() if codec else [])
+    }
     model = OSVModel(head, params_codec)
     params = list(model.parameters())
     opt = PackedAdamW(params, [0.05] * len(params))
-    hp = {n: torch.full((runs, 1), v, device=dev) for n, v in (("lambda_kl", 0.068), ("lambda_auto", 1.0), ("lambda_pred", 1.0))}
+    hp = {
+        n: torch.full((runs, 1), v, device=dev)
+        for n, v in (("lambda_kl", 0.068), ("lambda_auto", 1.0), ("lambda_pred", 1.0))
+    }
     data = torch.randn(max(batch * 2, 65536), 1024, device=dev, dtype=torch.float16)
     y = torch.rand(len(data), 2, device=dev)
     if dev.type == "cuda":
@@ -67,10 +77,23 @@ def train_speed(device: str, runs: int, batch: int, steps: int, width: int, dept
         torch.cuda.synchronize(dev)
     seconds = (time.perf_counter() - start) / steps
     per_seed = batch / seconds  # examples/s of each seed of the pack
-    peak = torch.cuda.max_memory_allocated(dev) / 2**30 if dev.type == "cuda" else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
-    return {"device": device, "runs": runs, "batch": batch, "method": method, "precision": precision,
-            "seconds_per_step": seconds, "examples_per_s_per_seed": per_seed, "examples_per_s_total": per_seed * runs,
-            "peak_memory_gib": peak, "hours_for_100M_examples_per_pack": 1e8 / per_seed / 3600}
+    peak = (
+        torch.cuda.max_memory_allocated(dev) / 2**30
+        if dev.type == "cuda"
+        else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+    )
+    return {
+        "device": device,
+        "runs": runs,
+        "batch": batch,
+        "method": method,
+        "precision": precision,
+        "seconds_per_step": seconds,
+        "examples_per_s_per_seed": per_seed,
+        "examples_per_s_total": per_seed * runs,
+        "peak_memory_gib": peak,
+        "hours_for_100M_examples_per_pack": 1e8 / per_seed / 3600,
+    }
 
 
 def prepare_speed(rows: int, dim: int) -> dict:
@@ -104,17 +127,23 @@ def main() -> None:
         torch.set_num_threads(a.threads)
     if a.device.startswith("cuda"):
         torch.backends.cuda.matmul.allow_tf32 = True
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, "
-          f"{torch.cuda.get_device_name(0) if a.device.startswith('cuda') else 'CPU'}")
+    print(
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads, "
+        f"{torch.cuda.get_device_name(0) if a.device.startswith('cuda') else 'CPU'}"
+    )
     for runs in a.runs:
         r = train_speed(a.device, runs, a.batch, a.steps, a.width, a.depth, a.precision, a.method)
-        print(f"pack of {runs} ({r['method']}, {r['precision']}, batch {r['batch']:,}): {r['seconds_per_step']:.3f} s/step, "
-              f"{r['examples_per_s_per_seed']:,.0f} examples/s per seed ({r['examples_per_s_total']:,.0f} in all), "
-              f"peak memory {r['peak_memory_gib']:.1f} GiB, 100M examples: {r['hours_for_100M_examples_per_pack']:.2f} h per pack "
-              f"({r['hours_for_100M_examples_per_pack'] / runs:.2f} h per seed)")
+        print(
+            f"pack of {runs} ({r['method']}, {r['precision']}, batch {r['batch']:,}): {r['seconds_per_step']:.3f} s/step, "
+            f"{r['examples_per_s_per_seed']:,.0f} examples/s per seed ({r['examples_per_s_total']:,.0f} in all), "
+            f"peak memory {r['peak_memory_gib']:.1f} GiB, 100M examples: {r['hours_for_100M_examples_per_pack']:.2f} h per pack "
+            f"({r['hours_for_100M_examples_per_pack'] / runs:.2f} h per seed)"
+        )
     if a.prepare_rows:
         for layout, rate in prepare_speed(a.prepare_rows, 1024).items():
-            print(f"prepare ({layout} layout, 1024-d stand-in): {rate:,.0f} rows/s; 5.1M rows: {5.1e6 / rate / 3600:.2f} h")
+            print(
+                f"prepare ({layout} layout, 1024-d stand-in): {rate:,.0f} rows/s; 5.1M rows: {5.1e6 / rate / 3600:.2f} h"
+            )
 
 
 if __name__ == "__main__":

@@ -29,8 +29,16 @@ def shaped_like(rows: int, features: int, seed: int = 0) -> SplitData:
     y = (np.sin(3 * X[:, :1]) + X[:, 1:2] ** 2 + 0.1 * rng.normal(size=(rows, 1))).astype(np.float32)
     y = (y - y.min()) / (y.max() - y.min())
     n_val = rows // 10
-    return SplitData(X[: rows - 2 * n_val], y[: rows - 2 * n_val], X[-2 * n_val : -n_val], y[-2 * n_val : -n_val],
-                     X[-n_val:], y[-n_val:], np.zeros(1), np.ones(1))
+    return SplitData(
+        X[: rows - 2 * n_val],
+        y[: rows - 2 * n_val],
+        X[-2 * n_val : -n_val],
+        y[-2 * n_val : -n_val],
+        X[-n_val:],
+        y[-n_val:],
+        np.zeros(1),
+        np.ones(1),
+    )
 
 
 def measure(fn, runs: int, rows: int, epochs: int, device) -> float:
@@ -69,28 +77,73 @@ def main(argv=None):
 
     def warm_up():  # the first CUDA kernels and allocations are not part of the steady state
         small = TrainingConfig(batch_size=args.batch_size, max_epochs=1, patience=10)
-        train_pack(shaped_like(4096, args.features), method, [RunSpec(0)], k=k, codec=codec, architecture=arch, training=small, device=device)
+        train_pack(
+            shaped_like(4096, args.features),
+            method,
+            [RunSpec(0)],
+            k=k,
+            codec=codec,
+            architecture=arch,
+            training=small,
+            device=device,
+        )
 
     warm_up()
     rows = []
-    naive = measure(lambda: train_single_run(data, method, RunSpec(seed=0), k=k, codec=codec, architecture=arch, training=training,
-                                             device=device, dtype=torch.float32), 1, n_train, args.epochs, device)
+    naive = measure(
+        lambda: train_single_run(
+            data,
+            method,
+            RunSpec(seed=0),
+            k=k,
+            codec=codec,
+            architecture=arch,
+            training=training,
+            device=device,
+            dtype=torch.float32,
+        ),
+        1,
+        n_train,
+        args.epochs,
+        device,
+    )
     rows.append(("naive loop (DataLoader, one run)", 1, naive))
     for R in args.runs:
         specs = [RunSpec(seed=s) for s in range(R)]
-        speed = measure(lambda: train_pack(data, method, specs, k=k, codec=codec, architecture=arch, training=training, device=device),
-                        R, n_train, args.epochs, device)
+        speed = measure(
+            lambda specs=specs: train_pack(
+                data, method, specs, k=k, codec=codec, architecture=arch, training=training, device=device
+            ),
+            R,
+            n_train,
+            args.epochs,
+            device,
+        )
         rows.append((f"pack of {R}", R, speed))
 
-    where = torch.cuda.get_device_name(device) if device.type == "cuda" else f"{platform.processor() or platform.machine()}, {args.threads} thread(s)"
-    print(f"{args.method}, {n_train:,} x {args.features} training rows, batch {args.batch_size}, {args.epochs} epochs, on {where}\n")
+    where = (
+        torch.cuda.get_device_name(device)
+        if device.type == "cuda"
+        else f"{platform.processor() or platform.machine()}, {args.threads} thread(s)"
+    )
+    print(
+        f"{args.method}, {n_train:,} x {args.features} training rows, batch {args.batch_size}, {args.epochs} epochs, on {where}\n"
+    )
     print("| loop | runs | seed-samples/s | vs naive |")
     print("|---|---|---|---|")
     for name, R, speed in rows:
         print(f"| {name} | {R} | {speed:,.0f} | {speed / naive:.1f}x |")
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"device": where, "args": vars(args), "rows": [{"loop": n, "runs": r, "seed_samples_per_s": s} for n, r, s in rows]}, f, indent=1)
+            json.dump(
+                {
+                    "device": where,
+                    "args": vars(args),
+                    "rows": [{"loop": n, "runs": r, "seed_samples_per_s": s} for n, r, s in rows],
+                },
+                f,
+                indent=1,
+            )
 
 
 if __name__ == "__main__":

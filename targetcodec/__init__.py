@@ -18,12 +18,21 @@ import importlib
 # Attributes are imported on first use, so that importing a torch-free part of the package (data
 # preparation, tables, figures) does not pay for importing torch (about 1.5 s per workflow job).
 _EXPORTS = {
-    "Codec": "codec", "initial_codec": "codec", "pretrain_codec": "codec",
+    "Codec": "codec",
+    "initial_codec": "codec",
+    "pretrain_codec": "codec",
     "TargetCodecRegressor": "estimator",
-    "METHODS": "methods", "Method": "methods", "MethodSettings": "methods", "get_method": "methods",
+    "METHODS": "methods",
+    "Method": "methods",
+    "MethodSettings": "methods",
+    "get_method": "methods",
     "Architecture": "nn",
     "SplitData": "data",
-    "RunResult": "pack", "RunSpec": "pack", "TrainingConfig": "pack", "codec_for_method": "pack", "train_pack": "pack",
+    "RunResult": "pack",
+    "RunSpec": "pack",
+    "TrainingConfig": "pack",
+    "codec_for_method": "pack",
+    "train_pack": "pack",
 }
 
 

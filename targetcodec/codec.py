@@ -49,7 +49,9 @@ def _squared_distances(y: torch.Tensor, centroids: torch.Tensor) -> torch.Tensor
 EDGE_TOLERANCE = 1e-4
 
 
-def grid_bin_index(y: torch.Tensor, first_centre: float | torch.Tensor, spacing: float | torch.Tensor, k: int) -> torch.Tensor:
+def grid_bin_index(
+    y: torch.Tensor, first_centre: float | torch.Tensor, spacing: float | torch.Tensor, k: int
+) -> torch.Tensor:
     """The bin y falls into on a uniform 1-D grid (section 2.2), with half-open bins
     [c_i - delta/2, c_i + delta/2): a target on an edge goes to the upper bin, and targets below the
     first or above the last edge (1.0 on a grid of midpoints) to the first or last bin. ``y`` is
@@ -82,7 +84,9 @@ def gaussian_encode(y: torch.Tensor, centroids: torch.Tensor, sigma: float | tor
     return torch.softmax(-_squared_distances(y, centroids) / (2 * sigma**2), dim=-1)
 
 
-def gaussian_encode_inner_product(y: torch.Tensor, centroids: torch.Tensor, sigma: float | torch.Tensor) -> torch.Tensor:
+def gaussian_encode_inner_product(
+    y: torch.Tensor, centroids: torch.Tensor, sigma: float | torch.Tensor
+) -> torch.Tensor:
     """Soft encoder, eq. (4): softmax_i( (c_i^T y - ||c_i||^2 / 2) / sigma^2 ).
 
     Equal to eq. (3): the logits differ by ||y||^2 / (2 sigma^2), which softmax ignores.
@@ -92,7 +96,9 @@ def gaussian_encode_inner_product(y: torch.Tensor, centroids: torch.Tensor, sigm
     return torch.softmax(logits, dim=-1)
 
 
-def gaussian_to_softmax_weights(centroids: torch.Tensor, sigma: float | torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def gaussian_to_softmax_weights(
+    centroids: torch.Tensor, sigma: float | torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
     """The change of variable from eq. (4) to eq. (5): w_lin = c^T / sigma^2, w_bias = -||c_i||^2 / (2 sigma^2)."""
     sigma = torch.as_tensor(sigma, dtype=centroids.dtype, device=centroids.device)
     w_lin = centroids.transpose(-1, -2) / sigma**2
@@ -196,7 +202,7 @@ class Codec:
         }
 
     @classmethod
-    def from_dict(cls, d, dtype=torch.float64) -> "Codec":
+    def from_dict(cls, d, dtype=torch.float64) -> Codec:
         t = lambda a: torch.as_tensor(np.asarray(a), dtype=dtype)  # noqa: E731
         return cls(t(d["w_lin"]), t(d["w_bias"]), t(d["mu"]), t(d["centroids"]), float(np.asarray(d["spacing"])))
 
@@ -206,7 +212,7 @@ class Codec:
         atomic_save_npz(path, **self.to_dict())
 
     @classmethod
-    def load(cls, path, dtype=torch.float64) -> "Codec":
+    def load(cls, path, dtype=torch.float64) -> Codec:
         """A codec .npz (rule pretrain_codec); a damaged one raises DamagedFile naming it."""
         from .io import load_npz
 
@@ -255,7 +261,9 @@ def kmeans_centroids(y: np.ndarray, k: int, seed: int = 0) -> tuple[np.ndarray, 
     return centroids, max(spacing, 1e-12)
 
 
-def initial_codec(y_train: np.ndarray, k: int, lambda_sigma: float = 1.0, seed: int = 0, grid: str = "endpoints") -> Codec:
+def initial_codec(
+    y_train: np.ndarray, k: int, lambda_sigma: float = 1.0, seed: int = 0, grid: str = "endpoints"
+) -> Codec:
     """The initialisation of section 3.3: c = mu on a grid (m = 1, ``grid_centroids``: "endpoints" or
     "midpoints") or k-means++ centroids (m > 1, where ``grid`` plays no part), sigma = lambda_sigma *
     delta_mu, and w from c through eq. (4) -> (5)."""
@@ -363,7 +371,9 @@ def unit_square_grid_codec(k: int, m: int = 2, lambda_sigma: float = 1.0) -> Cod
     """
     g = int(round(k ** (1.0 / m)))
     if g**m != k or g < 2:
-        raise ValueError(f"k = {k} is not g^{m} for an integer g >= 2 (a {m}-D uniform grid needs k = 4, 9, ..., 625, ...)")
+        raise ValueError(
+            f"k = {k} is not g^{m} for an integer g >= 2 (a {m}-D uniform grid needs k = 4, 9, ..., 625, ...)"
+        )
     axis = (np.arange(g) + 0.5) / g
     mesh = np.stack(np.meshgrid(*([axis] * m), indexing="ij"), axis=-1).reshape(k, m)
     c = torch.as_tensor(mesh, dtype=torch.float64)

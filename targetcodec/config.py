@@ -5,9 +5,29 @@ from __future__ import annotations
 import yaml
 
 # Keys whose values are names, never numbers (a column may be called "1").
-STRING_KEYS = {"target", "code", "name", "path", "flag", "drop", "run_datasets", "methods", "separator", "results",
-               "data_cache", "device", "sha256", "source", "url", "method_modules", "reference", "osv5m_dir", "embeddings",
-               "model", "images"}
+STRING_KEYS = {
+    "target",
+    "code",
+    "name",
+    "path",
+    "flag",
+    "drop",
+    "run_datasets",
+    "methods",
+    "separator",
+    "results",
+    "data_cache",
+    "device",
+    "sha256",
+    "source",
+    "url",
+    "method_modules",
+    "reference",
+    "osv5m_dir",
+    "embeddings",
+    "model",
+    "images",
+}
 
 
 def coerce_command_line_values(value, key=None):
@@ -33,7 +53,9 @@ def check_config(config: dict) -> None:
     datasets = config["datasets"]
     for key in config.get("run_datasets") or []:
         if key not in datasets:
-            raise ValueError(f"config key 'run_datasets': {key!r} is not a dataset of 'datasets' ({', '.join(datasets)})")
+            raise ValueError(
+                f"config key 'run_datasets': {key!r} is not a dataset of 'datasets' ({', '.join(datasets)})"
+            )
     selected = config.get("run_datasets") or [k for k, s in datasets.items() if s.get("enabled", True)]
     if not selected:
         raise ValueError("config key 'datasets': no dataset is enabled and 'run_datasets' is empty")
@@ -60,10 +82,14 @@ def check_config(config: dict) -> None:
             if where == "sweeps.k.methods" and not METHODS[name].uses_k:
                 raise ValueError(f"config key '{where}[{i}]': {name!r} has no k to sweep")
     if config["significance"]["reference"] not in config["methods"]:
-        raise ValueError(f"config key 'significance.reference': {config['significance']['reference']!r} is not in 'methods' (tables and figures compare every method with it: add it)")
+        raise ValueError(
+            f"config key 'significance.reference': {config['significance']['reference']!r} is not in 'methods' (tables and figures compare every method with it: add it)"
+        )
     uses_k = [m for m in config["methods"] if METHODS[m].uses_k]
     if uses_k and config["figures"]["k"] not in config["k_values"]:
-        raise ValueError(f"config key 'figures.k': {config['figures']['k']} is not one of k_values {config['k_values']}")
+        raise ValueError(
+            f"config key 'figures.k': {config['figures']['k']} is not one of k_values {config['k_values']}"
+        )
 
 
 def _key_path(parts) -> str:
@@ -74,7 +100,7 @@ def _key_path(parts) -> str:
 
 
 def nearest(word, choices) -> str:
-    """" (did you mean 'drop'?)" for the valid choice nearest to a misspelt ``word`` (difflib), or ""."""
+    """ " (did you mean 'drop'?)" for the valid choice nearest to a misspelt ``word`` (difflib), or ""."""
     import difflib
 
     if not isinstance(word, str):
@@ -88,17 +114,24 @@ def describe_validation_error(error) -> str:
     key or value where the error is a misspelling."""
     path = _key_path(error.absolute_path)
     schema = error.schema if isinstance(error.schema, dict) else {}
-    if error.validator == "additionalProperties" and error.validator_value is False and isinstance(error.instance, dict):
+    if (
+        error.validator == "additionalProperties"
+        and error.validator_value is False
+        and isinstance(error.instance, dict)
+    ):
         allowed = list(schema.get("properties", {}))
         unknown = [key for key in error.instance if key not in allowed]
         if unknown:
             key = _key_path([*error.absolute_path, unknown[0]])
-            return (f"config key '{key}': unknown key{nearest(unknown[0], allowed)}; the keys here are "
-                    f"{', '.join(allowed)}")
+            return (
+                f"config key '{key}': unknown key{nearest(unknown[0], allowed)}; the keys here are {', '.join(allowed)}"
+            )
     if "propertyNames" in error.schema_path and error.validator == "enum":
         key = _key_path([*error.absolute_path, error.instance])
-        return (f"config key '{key}': not {schema.get('description', 'a valid key here')}{nearest(error.instance, error.validator_value)}; "
-                f"its keys are {', '.join(map(str, error.validator_value))}")
+        return (
+            f"config key '{key}': not {schema.get('description', 'a valid key here')}{nearest(error.instance, error.validator_value)}; "
+            f"its keys are {', '.join(map(str, error.validator_value))}"
+        )
     hint = schema.get("description")
     where = f"config key '{path}'" if path else "config"
     suggestion = nearest(error.instance, error.validator_value) if error.validator == "enum" else ""

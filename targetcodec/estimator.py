@@ -123,7 +123,9 @@ class TargetCodecRegressor(RegressorMixin, BaseEstimator):
         pretrained = None
         if method.uses_k and method.needs_pretrained_codec(settings):
             pretrained, _ = pretrain_codec(
-                initial_codec(ys[train], self.k, seed=self.random_state, grid=settings.grid), ys[train], alpha=settings.alpha
+                initial_codec(ys[train], self.k, seed=self.random_state, grid=settings.grid),
+                ys[train],
+                alpha=settings.alpha,
             )
         codec = codec_for_method(method, ys[train], self.k, settings, pretrained, seed=self.random_state)
         runs = [

@@ -28,8 +28,17 @@ from .nn import uniform_init
 class PackedAdaLNHead(torch.nn.Module):
     """R adaLN MLP heads. ``forward(e)``: e is ``[R, B, cond_dim]`` or ``[B, cond_dim]``; returns ``[R, B, out]``."""
 
-    def __init__(self, cond_dim: int, output_size: int, init_generators, width: int = 512, depth: int = 12,
-                 expansion: int = 4, dtype=torch.float32, device="cpu"):
+    def __init__(
+        self,
+        cond_dim: int,
+        output_size: int,
+        init_generators,
+        width: int = 512,
+        depth: int = 12,
+        expansion: int = 4,
+        dtype=torch.float32,
+        device="cpu",
+    ):
         super().__init__()
         self.runs, self.width, self.depth, self.output_size = len(init_generators), width, depth, output_size
         W, H = width, expansion * width
@@ -44,15 +53,21 @@ class PackedAdaLNHead(torch.nn.Module):
                 b = torch.stack([uniform_init((fan_out,), fan_in, g) for g in init_generators]).unsqueeze(1)
             return torch.nn.Parameter(w.to(device, dtype).contiguous()), torch.nn.Parameter(b.to(device, dtype))
 
-        self.start = torch.nn.Parameter(torch.stack(
-            [torch.randn(1, W, generator=g, dtype=torch.float64) * 0.02 for g in init_generators]).to(device, dtype))
+        self.start = torch.nn.Parameter(
+            torch.stack([torch.randn(1, W, generator=g, dtype=torch.float64) * 0.02 for g in init_generators]).to(
+                device, dtype
+            )
+        )
         self.cond_w, self.cond_b = linear(cond_dim, W)
         self.ada_w, self.ada_b = torch.nn.ParameterList(), torch.nn.ParameterList()
         self.fc1_w, self.fc1_b = torch.nn.ParameterList(), torch.nn.ParameterList()
         self.fc2_w, self.fc2_b = torch.nn.ParameterList(), torch.nn.ParameterList()
         for _ in range(depth):
-            for ws, bs, args in ((self.ada_w, self.ada_b, (W, 3 * W)), (self.fc1_w, self.fc1_b, (W, H)),
-                                 (self.fc2_w, self.fc2_b, (H, W, True))):
+            for ws, bs, args in (
+                (self.ada_w, self.ada_b, (W, 3 * W)),
+                (self.fc1_w, self.fc1_b, (W, H)),
+                (self.fc2_w, self.fc2_b, (H, W, True)),
+            ):
                 w, b = linear(*args)
                 ws.append(w)
                 bs.append(b)

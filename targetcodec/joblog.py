@@ -41,7 +41,9 @@ def job_log(path, name: str = "targetcodec"):
         logger.addHandler(h)
     startup = seconds_since_process_start()
     if startup is not None:
-        logger.info("start-up: %.3f s (process start to this line: Python, imports, Snakemake's script preamble)", startup)
+        logger.info(
+            "start-up: %.3f s (process start to this line: Python, imports, Snakemake's script preamble)", startup
+        )
     start = time.perf_counter()
     try:
         yield logger.info

@@ -10,10 +10,10 @@ method is one ``register(Method(...))`` call (in a module the config names under
 from __future__ import annotations
 
 import importlib
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
-from .specs import MethodSettings  # noqa: F401 (re-exported)
+from .specs import MethodSettings
 
 # The method table is read by the workflow's bookkeeping jobs; torch is imported only when a method
 # computes something (objectives, codec), so that those jobs start without it.
@@ -48,7 +48,9 @@ class Method:
         return k if self.uses_k else m
 
     def needs_pretrained_codec(self, settings: MethodSettings) -> bool:
-        return self.codec == "pretrained" or (self.codec == "end_to_end" and settings.end_to_end_codec_init == "pretrained")
+        return self.codec == "pretrained" or (
+            self.codec == "end_to_end" and settings.end_to_end_codec_init == "pretrained"
+        )
 
     def frozen_targets(self, codec, y, settings: MethodSettings):
         """psi(y) for the training targets when the codec is frozen (computed once, gathered per batch)."""
@@ -143,19 +145,53 @@ def register(method: Method) -> Method:
 for _method in [
     Method("least_squares", "Least Squares", "Least Squares", uses_k=False, codec=None, objective=_least_squares),
     Method("huber", "Huber Loss", "Huber", uses_k=False, codec=None, objective=_huber, reads=("huber_delta",)),
-    Method("softmax_least_squares", "Least Squares w. Softmax", "LS w. Softmax", uses_k=True, codec=None,
-           objective=_softmax_least_squares, trains_decoder=True,
-           reads=("codec.weight_decay", "codec.weight_decay_mode", "codec.softmax_decoder_init")),
-    Method("hard_binning", "Hard Binning Classification", "Hard Binning", uses_k=True, codec="hard", objective=_classification,
-           reads=("codec.hard_bins",)),
-    Method("soft_binning", "Soft Binning Classification", "Soft Binning", uses_k=True, codec="gaussian",
-           objective=_classification, reads=("codec.soft_binning_lambda_sigma",),
-           shown_settings=(("soft_binning_lambda_sigma", "\\lambda_\\sigma"),)),
-    Method("trained_codec", "Trained Encoder Classification", "Trained Encoder", uses_k=True, codec="pretrained",
-           objective=_classification),
-    Method("end_to_end", "End to End", "End to End", uses_k=True, codec="end_to_end", objective=_end_to_end,
-           trains_decoder=True,
-           reads=("end_to_end", "codec.init_lambda_sigma", "codec.alpha", "codec.weight_decay", "codec.weight_decay_mode")),
+    Method(
+        "softmax_least_squares",
+        "Least Squares w. Softmax",
+        "LS w. Softmax",
+        uses_k=True,
+        codec=None,
+        objective=_softmax_least_squares,
+        trains_decoder=True,
+        reads=("codec.weight_decay", "codec.weight_decay_mode", "codec.softmax_decoder_init"),
+    ),
+    Method(
+        "hard_binning",
+        "Hard Binning Classification",
+        "Hard Binning",
+        uses_k=True,
+        codec="hard",
+        objective=_classification,
+        reads=("codec.hard_bins",),
+    ),
+    Method(
+        "soft_binning",
+        "Soft Binning Classification",
+        "Soft Binning",
+        uses_k=True,
+        codec="gaussian",
+        objective=_classification,
+        reads=("codec.soft_binning_lambda_sigma",),
+        shown_settings=(("soft_binning_lambda_sigma", "\\lambda_\\sigma"),),
+    ),
+    Method(
+        "trained_codec",
+        "Trained Encoder Classification",
+        "Trained Encoder",
+        uses_k=True,
+        codec="pretrained",
+        objective=_classification,
+    ),
+    Method(
+        "end_to_end",
+        "End to End",
+        "End to End",
+        uses_k=True,
+        codec="end_to_end",
+        objective=_end_to_end,
+        trains_decoder=True,
+        reads=("end_to_end", "codec.init_lambda_sigma", "codec.alpha", "codec.weight_decay", "codec.weight_decay_mode"),
+    ),
 ]:
     register(_method)
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn.functional as F
 
-from .specs import Architecture  # noqa: F401 (re-exported)
+from .specs import Architecture
 
 
 def uniform_init(shape, fan_in: int, generator: torch.Generator) -> torch.Tensor:
@@ -78,7 +78,9 @@ class PackedNetwork(torch.nn.Module):
     ``[B, *input_shape]`` and returns ``[R, B, output_size]``.
     """
 
-    def __init__(self, arch: Architecture, input_shape, output_size: int, init_generators, dtype=torch.float32, device="cpu"):
+    def __init__(
+        self, arch: Architecture, input_shape, output_size: int, init_generators, dtype=torch.float32, device="cpu"
+    ):
         super().__init__()
         self.arch = arch
         self.runs = len(init_generators)

@@ -34,8 +34,14 @@ class PackedAdam:
     """Adam (Kingma and Ba, 2014) with per-run learning rates and per-tensor weight decay, coupled
     ("l2", torch.optim.Adam) or decoupled ("decoupled", torch.optim.AdamW)."""
 
-    def __init__(self, params: list[torch.Tensor], weight_decays: list[float], betas=(0.9, 0.999), eps=1e-8,
-                 weight_decay_modes: list[str] | None = None):
+    def __init__(
+        self,
+        params: list[torch.Tensor],
+        weight_decays: list[float],
+        betas=(0.9, 0.999),
+        eps=1e-8,
+        weight_decay_modes: list[str] | None = None,
+    ):
         self.params = params
         self.weight_decays = weight_decays
         self.weight_decay_modes = list(weight_decay_modes) if weight_decay_modes is not None else ["l2"] * len(params)
@@ -56,8 +62,9 @@ class PackedAdam:
         self.step_count += 1
         bias1 = 1 - self.beta1**self.step_count
         bias2_sqrt = math.sqrt(1 - self.beta2**self.step_count)
-        for p, g, m, v, wd, mode in zip(self.params, grads, self.exp_avg, self.exp_avg_sq, self.weight_decays,
-                                        self.weight_decay_modes):
+        for p, g, m, v, wd, mode in zip(
+            self.params, grads, self.exp_avg, self.exp_avg_sq, self.weight_decays, self.weight_decay_modes
+        ):
             if wd and mode == "l2":
                 g = g.add(p, alpha=wd)
             elif wd:

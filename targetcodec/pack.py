@@ -12,26 +12,33 @@ from __future__ import annotations
 import contextlib
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import torch
 
 from .codec import Codec, initial_codec
-from .data.split import SplitData  # noqa: F401 (re-exported)
-from .specs import Architecture, MethodSettings, RunResult, RunSpec, TrainingConfig  # noqa: F401 (re-exported)
+from .data.split import SplitData
 from .methods import Method
 from .metrics import regression_metrics
 from .nn import PackedNetwork
 from .optim import PackedAdam, clip_grad_norm_per_run, learning_rate_factor
+from .specs import Architecture, MethodSettings, RunResult, RunSpec, TrainingConfig
 
 DROPOUT_SEED_OFFSET = 1_000_003  # dropout masks use a second stream of the run's seed
 
 
-def codec_for_method(method: Method, y_train: np.ndarray, k: int | None, settings: MethodSettings, pretrained: Codec | None = None,
-                     init_lambda_sigma: float = 1.0, seed: int = 0) -> Codec | None:
+def codec_for_method(
+    method: Method,
+    y_train: np.ndarray,
+    k: int | None,
+    settings: MethodSettings,
+    pretrained: Codec | None = None,
+    init_lambda_sigma: float = 1.0,
+    seed: int = 0,
+) -> Codec | None:
     """The codec a method starts from: none (regression), the pre-trained one (eq. 7), or the
     initialisation of section 3.3 (grid for m = 1, k-means++ for m > 1)."""
     if not method.uses_k:
@@ -92,23 +99,26 @@ class PackState:
             torch.save({name: getattr(self, name) for name in self.__dataclass_fields__}, tmp)
 
     @classmethod
-    def load(cls, path, device, fingerprint: str) -> "PackState":
+    def load(cls, path, device, fingerprint: str) -> PackState:
         """The state saved at ``path``, if it is one of the pack ``fingerprint`` names; else an error
         that names the file. weights_only: tensors and plain containers only, never code (a
         checkpoint may come from anywhere)."""
         try:
             state = torch.load(path, map_location=device, weights_only=True)
         except Exception as e:
-            raise RuntimeError(f"checkpoint {path} cannot be read as a checkpoint of this workflow (damaged, or holding "
-                               f"more than tensors; nothing in it was run): {type(e).__name__}: {e}; delete it to start "
-                               f"again") from e
+            raise RuntimeError(
+                f"checkpoint {path} cannot be read as a checkpoint of this workflow (damaged, or holding "
+                f"more than tensors; nothing in it was run): {type(e).__name__}: {e}; delete it to start "
+                f"again"
+            ) from e
         if not isinstance(state, dict) or state.get("fingerprint") != fingerprint:
             raise RuntimeError(f"checkpoint {path} belongs to another configuration; delete it to start again")
         return cls(**state)
 
 
-def predict_in_chunks(net: PackedNetwork, method: Method, codec_params: dict, fixed_decoder, X: torch.Tensor,
-                      chunk: int) -> torch.Tensor:
+def predict_in_chunks(
+    net: PackedNetwork, method: Method, codec_params: dict, fixed_decoder, X: torch.Tensor, chunk: int
+) -> torch.Tensor:
     """Every run's predictions [R, n, m] in the [0, 1] target scale for features X [n, ...],
     ``chunk`` rows at a time (memory only)."""
     outs = [method.predict(net(X[i : i + chunk]), codec_params, fixed_decoder) for i in range(0, len(X), chunk)]
@@ -124,16 +134,24 @@ class _Progress:
         if self.log is None or not (force or epoch % self.every == 0):
             return
         finite = best[torch.isfinite(best)]
-        best_txt = f"best val MAE median {finite.median():.5g} (min {finite.min():.5g})" if len(finite) else "no finite val MAE yet"
-        self.log(f"epoch {epoch}/{self.max_epochs}: {active}/{self.runs} runs active, {best_txt}, "
-                 f"{time.perf_counter() - self.start:.1f} s")
+        best_txt = (
+            f"best val MAE median {finite.median():.5g} (min {finite.min():.5g})"
+            if len(finite)
+            else "no finite val MAE yet"
+        )
+        self.log(
+            f"epoch {epoch}/{self.max_epochs}: {active}/{self.runs} runs active, {best_txt}, "
+            f"{time.perf_counter() - self.start:.1f} s"
+        )
 
     def finish(self, epochs: int, best: torch.Tensor, diverged: int):
         if self.log is not None:
             finite = best[torch.isfinite(best)]
             summary = f"best val MAE median {finite.median():.5g}" if len(finite) else "no finite val MAE"
-            self.log(f"training finished after {epochs} epochs ({self.runs} runs, {diverged} diverged): {summary}, "
-                     f"{time.perf_counter() - self.start:.1f} s")
+            self.log(
+                f"training finished after {epochs} epochs ({self.runs} runs, {diverged} diverged): {summary}, "
+                f"{time.perf_counter() - self.start:.1f} s"
+            )
 
 
 def train_pack(
@@ -184,8 +202,10 @@ def train_pack(
         Path(checkpoint).unlink(missing_ok=True)
     if log:
         trained = sum(r.epochs_trained for r in results)
-        log(f"timing: set-up {t1 - t0:.3f} s, training {t2 - t1:.3f} s, evaluation {time.perf_counter() - t2:.3f} s; "
-            f"{trained} run-epochs trained of {pack.R} x {len(pack.history)} (stopped runs leave the pack)")
+        log(
+            f"timing: set-up {t1 - t0:.3f} s, training {t2 - t1:.3f} s, evaluation {time.perf_counter() - t2:.3f} s; "
+            f"{trained} run-epochs trained of {pack.R} x {len(pack.history)} (stopped runs leave the pack)"
+        )
     return (results, predictor) if return_predictor else results
 
 
@@ -210,9 +230,17 @@ class _Pack:
         self.total_steps = training.max_epochs * self.steps_per_epoch
 
         self.order_generators = [torch.Generator().manual_seed(r.seed) for r in runs]
-        self.dropout_generators = [torch.Generator(device=device).manual_seed(r.seed + DROPOUT_SEED_OFFSET) for r in runs]
-        self.net = PackedNetwork(architecture, self.X_train.shape[1:], method.output_size(k, m), self.order_generators,
-                                 dtype=dtype, device=device)
+        self.dropout_generators = [
+            torch.Generator(device=device).manual_seed(r.seed + DROPOUT_SEED_OFFSET) for r in runs
+        ]
+        self.net = PackedNetwork(
+            architecture,
+            self.X_train.shape[1:],
+            method.output_size(k, m),
+            self.order_generators,
+            dtype=dtype,
+            device=device,
+        )
         self.psi_train = method.frozen_targets(codec, self.y_train, settings) if codec is not None else None
         decoder = method.fixed_decoder(codec) if codec is not None else None
         self.fixed_decoder = decoder.to(device, dtype) if decoder is not None else None
@@ -222,8 +250,11 @@ class _Pack:
         }
         n_net = len(list(self.net.parameters()))
         n_codec = len(self.codec_params)
-        self.optimiser = PackedAdam(self.params, [training.weight_decay] * n_net + [training.codec_weight_decay] * n_codec,
-                                    weight_decay_modes=[training.weight_decay_mode] * n_net + [training.codec_weight_decay_mode] * n_codec)
+        self.optimiser = PackedAdam(
+            self.params,
+            [training.weight_decay] * n_net + [training.codec_weight_decay] * n_codec,
+            weight_decay_modes=[training.weight_decay_mode] * n_net + [training.codec_weight_decay_mode] * n_codec,
+        )
         column = lambda attr: torch.tensor([getattr(r, attr) for r in runs], dtype=dtype, device=device)  # noqa: E731
         self.max_lr = column("lr")
         self.hp = {name: column(name).unsqueeze(1) for name in ("lambda_kl", "lambda_auto", "lambda_pred")}
@@ -258,15 +289,23 @@ class _Pack:
             psi = self.psi_train[idx] if self.psi_train is not None else None
             if self.compiled_loss is not None:
                 uniforms = self.net.dropout_uniforms(idx.shape[1], dropout_generators)
-                loss = self.compiled_loss(self.X_train[idx], self.y_train[idx], psi, uniforms, self.codec_params, self.hp)
+                loss = self.compiled_loss(
+                    self.X_train[idx], self.y_train[idx], psi, uniforms, self.codec_params, self.hp
+                )
             else:
                 out = self.net(self.X_train[idx], dropout_generators)
-                loss = self.method.loss(out, self.y_train[idx], psi, self.codec_params, self.hp, self.settings).mean(-1).sum()
+                loss = (
+                    self.method.loss(out, self.y_train[idx], psi, self.codec_params, self.hp, self.settings)
+                    .mean(-1)
+                    .sum()
+                )
             params = self.params
             grads = list(torch.autograd.grad(loss, params))
             clip_grad_norm_per_run(grads, t.grad_clip)
             step = self.epoch * self.steps_per_epoch + s
-            self.optimiser.step(grads, self.max_lr * learning_rate_factor(step, self.total_steps, t.schedule, t.warmup_fraction))
+            self.optimiser.step(
+                grads, self.max_lr * learning_rate_factor(step, self.total_steps, t.schedule, t.warmup_fraction)
+            )
         self.epoch += 1
 
     def _loss(self, X, y, psi, uniforms, codec_params, hp) -> torch.Tensor:
@@ -275,7 +314,9 @@ class _Pack:
         return self.method.loss(out, y, psi, codec_params, hp, self.settings).mean(-1).sum()
 
     def predict(self, X: torch.Tensor) -> torch.Tensor:
-        return predict_in_chunks(self.net, self.method, self.codec_params, self.fixed_decoder, X, self.training.eval_batch_size)
+        return predict_in_chunks(
+            self.net, self.method, self.codec_params, self.fixed_decoder, X, self.training.eval_batch_size
+        )
 
     def validate_and_stop_early(self) -> int:
         """Validation MAE of the active runs, their best parameters, and early stopping (patience);
@@ -290,7 +331,9 @@ class _Pack:
         improved_on_device = improved.to(self.device)
         with torch.no_grad():
             for b, p in zip(self.best_params, self.params):
-                better = torch.where(improved_on_device.reshape(-1, *([1] * (p.dim() - 1))), p, b[active] if len(active) < self.R else b)
+                better = torch.where(
+                    improved_on_device.reshape(-1, *([1] * (p.dim() - 1))), p, b[active] if len(active) < self.R else b
+                )
                 if len(active) < self.R:
                     b[active.to(self.device)] = better
                 else:
@@ -319,11 +362,19 @@ class _Pack:
 
     def state(self) -> PackState:
         return PackState(
-            fingerprint=self.fingerprint, epoch=self.epoch, active=self.active.clone(),
-            params=[p.detach().clone() for p in self.params], optimiser=self.optimiser.state_dict(),
-            best_params=self.best_params, best_mae=self.best_mae, best_epoch=self.best_epoch, stopped_at=self.stopped_at,
-            history=self.history, order_rng=[g.get_state() for g in self.order_generators],
-            dropout_rng=[g.get_state() for g in self.dropout_generators])
+            fingerprint=self.fingerprint,
+            epoch=self.epoch,
+            active=self.active.clone(),
+            params=[p.detach().clone() for p in self.params],
+            optimiser=self.optimiser.state_dict(),
+            best_params=self.best_params,
+            best_mae=self.best_mae,
+            best_epoch=self.best_epoch,
+            stopped_at=self.stopped_at,
+            history=self.history,
+            order_rng=[g.get_state() for g in self.order_generators],
+            dropout_rng=[g.get_state() for g in self.dropout_generators],
+        )
 
     def restore(self, state: PackState) -> None:
         """Continue from ``state`` (of this pack: PackState.load checked its fingerprint)."""
@@ -342,7 +393,7 @@ class _Pack:
         for g, s in zip(self.order_generators + self.dropout_generators, state.order_rng + state.dropout_rng):
             g.set_state(s.cpu())
 
-    def finish(self) -> tuple[list[RunResult], "PackPredictor"]:
+    def finish(self) -> tuple[list[RunResult], PackPredictor]:
         """Every run's best parameters back in the (full) pack, its metrics on validation and test."""
         final_epoch = len(self.history)
         self.stopped_at[self.stopped_at == 0] = final_epoch
@@ -350,7 +401,9 @@ class _Pack:
         self.net.set_runs(self.best_params[:n_net])
         self.codec_params = dict(zip(self.codec_params, self.best_params[n_net:]))
         self.active = torch.arange(self.R)
-        predictor = PackPredictor(self.net, self.method, self.codec_params, self.fixed_decoder, self.training.eval_batch_size)
+        predictor = PackPredictor(
+            self.net, self.method, self.codec_params, self.fixed_decoder, self.training.eval_batch_size
+        )
         data, dtype, device = self.data, self.dtype, self.device
         scale = torch.as_tensor(data.y_max - data.y_min, dtype=dtype, device=device)
         offset = torch.as_tensor(data.y_min, dtype=dtype, device=device)
@@ -363,13 +416,15 @@ class _Pack:
         results = []
         for r, spec in enumerate(self.runs):
             diverged = int(self.best_epoch[r]) == 0
-            results.append(RunResult(
-                spec=spec,
-                metrics={name: (math.nan if diverged else float(v[r])) for name, v in metrics.items()},
-                epochs_trained=int(self.stopped_at[r]),
-                best_epoch=int(self.best_epoch[r]),
-                val_mae_history=[h[r] for h in self.history[: int(self.stopped_at[r])]],
-            ))
+            results.append(
+                RunResult(
+                    spec=spec,
+                    metrics={name: (math.nan if diverged else float(v[r])) for name, v in metrics.items()},
+                    epochs_trained=int(self.stopped_at[r]),
+                    best_epoch=int(self.best_epoch[r]),
+                    val_mae_history=[h[r] for h in self.history[: int(self.stopped_at[r])]],
+                )
+            )
         return results, predictor
 
 
@@ -385,5 +440,7 @@ class PackPredictor:
     def predict(self, X) -> torch.Tensor:
         """[R, n, m] predictions for features X [n, ...]."""
         self.net.eval()
-        X = torch.as_tensor(np.asarray(X) if not isinstance(X, torch.Tensor) else X, dtype=self.param.dtype, device=self.param.device)
+        X = torch.as_tensor(
+            np.asarray(X) if not isinstance(X, torch.Tensor) else X, dtype=self.param.dtype, device=self.param.device
+        )
         return predict_in_chunks(self.net, self.method, self.codec_params, self.fixed_decoder, X, self.eval_batch_size)

@@ -90,19 +90,25 @@ def train_single_run(
     psi_train = method.frozen_targets(codec, y_train, settings) if codec is not None else None
     fixed = method.fixed_decoder(codec) if codec is not None else None
     fixed_decoder = fixed.to(device, dtype) if fixed is not None else None
-    codec_params = {name: torch.nn.Parameter(v.to(device, dtype).clone())
-                    for name, v in (method.trainable_codec(codec, settings).items() if codec is not None else [])}
+    codec_params = {
+        name: torch.nn.Parameter(v.to(device, dtype).clone())
+        for name, v in (method.trainable_codec(codec, settings).items() if codec is not None else [])
+    }
     all_params = list(net.parameters()) + list(codec_params.values())
     # one torch optimiser per group: Adam for coupled ("l2") weight decay, AdamW for "decoupled"
     groups = [(list(net.parameters()), training.weight_decay, training.weight_decay_mode)]
     if codec_params:
         groups.append((list(codec_params.values()), training.codec_weight_decay, training.codec_weight_decay_mode))
-    optimisers = [(torch.optim.AdamW if mode == "decoupled" else torch.optim.Adam)(ps, lr=run.lr, weight_decay=wd)
-                  for ps, wd, mode in groups]
+    optimisers = [
+        (torch.optim.AdamW if mode == "decoupled" else torch.optim.Adam)(ps, lr=run.lr, weight_decay=wd)
+        for ps, wd, mode in groups
+    ]
     hp = {"lambda_kl": run.lambda_kl, "lambda_auto": run.lambda_auto, "lambda_pred": run.lambda_pred}
 
     tensors = (X_train, y_train) + ((psi_train,) if psi_train is not None else ())
-    loader = DataLoader(TensorDataset(*tensors), batch_size=training.batch_size, sampler=PermutationSampler(n, order_generator))
+    loader = DataLoader(
+        TensorDataset(*tensors), batch_size=training.batch_size, sampler=PermutationSampler(n, order_generator)
+    )
     total_steps = training.max_epochs * math.ceil(n / training.batch_size)
 
     def predict(X):
@@ -121,7 +127,9 @@ def train_single_run(
             torch.nn.utils.clip_grad_norm_(all_params, training.grad_clip)
             for optimiser in optimisers:
                 for group in optimiser.param_groups:
-                    group["lr"] = run.lr * learning_rate_factor(step, total_steps, training.schedule, training.warmup_fraction)
+                    group["lr"] = run.lr * learning_rate_factor(
+                        step, total_steps, training.schedule, training.warmup_fraction
+                    )
                 optimiser.step()
             step += 1
         net.eval()
@@ -144,8 +152,17 @@ def train_single_run(
         for split, X, y in (("val", X_val, y_val), ("test", X_test, y_test)):
             z = predict(X)
             metrics.update({k_: float(v) for k_, v in regression_metrics(y, z, f"{split}_").items()})
-            metrics.update({k_: float(v) for k_, v in regression_metrics(y * scale + offset, z * scale + offset, f"{split}_original_").items()})
+            metrics.update(
+                {
+                    k_: float(v)
+                    for k_, v in regression_metrics(
+                        y * scale + offset, z * scale + offset, f"{split}_original_"
+                    ).items()
+                }
+            )
     if best_state is None:
         metrics = {k_: math.nan for k_ in metrics}
-    result = RunResult(spec=run, metrics=metrics, epochs_trained=len(history), best_epoch=best_epoch, val_mae_history=history)
+    result = RunResult(
+        spec=run, metrics=metrics, epochs_trained=len(history), best_epoch=best_epoch, val_mae_history=history
+    )
     return result, net, codec_params

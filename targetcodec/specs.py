@@ -65,9 +65,13 @@ class MethodSettings:
     soft_binning_lambda_sigma: float = 0.5  # sigma = lambda_sigma * delta_mu in Tables 3-5
     alpha: float = 1e-6  # entropy penalty of eq. (7), Appendix B
     end_to_end_codec_init: str = "grid"  # "grid" (section 3.3 init) or "pretrained" (eq. 7 codec)
-    grid: str = "endpoints"  # m = 1 codec grid: "endpoints" c_i = i/(k-1) or "midpoints" (i+1/2)/k (codec.grid_centroids)
+    grid: str = (
+        "endpoints"  # m = 1 codec grid: "endpoints" c_i = i/(k-1) or "midpoints" (i+1/2)/k (codec.grid_centroids)
+    )
     hard_bins: str = "half_open"  # hard binning on the grid: "half_open" bins or "nearest" centre (argmin)
-    softmax_decoder_init: str = "linear"  # baseline 4's initial mu: "grid", "zeros", "random" or "linear" (codec.initial_softmax_decoder)
+    softmax_decoder_init: str = (
+        "linear"  # baseline 4's initial mu: "grid", "zeros", "random" or "linear" (codec.initial_softmax_decoder)
+    )
 
 
 @dataclass

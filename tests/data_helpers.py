@@ -42,7 +42,9 @@ def fill_openml_cache(data_cache: Path, dataset_id: int, table: pd.DataFrame, ta
         f"<oml:feature><oml:index>{i}</oml:index><oml:name>{c}</oml:name><oml:data_type>numeric</oml:data_type>"
         f"<oml:is_target>{str(c == target).lower()}</oml:is_target><oml:is_ignore>false</oml:is_ignore>"
         f"<oml:is_row_identifier>false</oml:is_row_identifier><oml:number_of_missing_values>0</oml:number_of_missing_values>"
-        f"</oml:feature>" for i, c in enumerate(table.columns))
+        f"</oml:feature>"
+        for i, c in enumerate(table.columns)
+    )
     (folder / "features.xml").write_text(f"<oml:data_features {OPENML_NS}>{features}</oml:data_features>\n")
     table.to_parquet(folder / f"dataset_{dataset_id}.pq", index=False)
     return folder
@@ -120,10 +122,21 @@ class DataHost:
         if dataset_id not in self.uci:
             return {"status": 404, "message": f"Dataset with id {dataset_id} not found"}
         table, variables = self.uci[dataset_id]
-        return {"status": 200, "data": {
-            "uci_id": dataset_id, "name": f"dataset {dataset_id}", "abstract": "", "num_instances": len(table),
-            "data_url": f"{self.url}/static/public/{dataset_id}/data.csv", "has_missing_values": "no",
-            "missing_values_symbol": None, "variables": variables, "additional_info": None, "intro_paper": None}}
+        return {
+            "status": 200,
+            "data": {
+                "uci_id": dataset_id,
+                "name": f"dataset {dataset_id}",
+                "abstract": "",
+                "num_instances": len(table),
+                "data_url": f"{self.url}/static/public/{dataset_id}/data.csv",
+                "has_missing_values": "no",
+                "missing_values_symbol": None,
+                "variables": variables,
+                "additional_info": None,
+                "intro_paper": None,
+            },
+        }
 
     def body_of(self, path: str) -> bytes | None:
         parts = path.strip("/").split("/")
@@ -142,8 +155,18 @@ class DataHost:
 
 def uci_variables(table: pd.DataFrame, target: str, other=()) -> list[dict]:
     role = lambda c: "Target" if c == target else ("Other" if c in other else "Feature")  # noqa: E731
-    return [{"name": c, "role": role(c), "type": "Continuous", "demographic": None, "description": None,
-             "units": None, "missing_values": "no"} for c in table.columns]
+    return [
+        {
+            "name": c,
+            "role": role(c),
+            "type": "Continuous",
+            "demographic": None,
+            "description": None,
+            "units": None,
+            "missing_values": "no",
+        }
+        for c in table.columns
+    ]
 
 
 @pytest.fixture

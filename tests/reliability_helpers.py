@@ -34,8 +34,15 @@ def prepared_diabetes(folder: Path, config: dict | None = None) -> Path:
     config = config or workflow_config()
     folder.mkdir(parents=True, exist_ok=True)
     npz = folder / "diabetes.npz"
-    prepare_dataset("diabetes", config["datasets"]["diabetes"], config["split"], folder, npz, folder / "diabetes.json",
-                    log=lambda message: None)
+    prepare_dataset(
+        "diabetes",
+        config["datasets"]["diabetes"],
+        config["split"],
+        folder,
+        npz,
+        folder / "diabetes.json",
+        log=lambda message: None,
+    )
     return npz
 
 
@@ -48,8 +55,10 @@ def with_arrays(src: Path, dest: Path, **changes) -> Path:
     return dest
 
 
-FAILING = ("run_datasets: [diabetes]\nmethods: [least_squares, huber]\ntraining: {mlp: {lr: 1000.0}}\n"
-           "sweeps: {lr: {enabled: false}, lambda_kl: {enabled: false}, k: {enabled: false}}\n")
+FAILING = (
+    "run_datasets: [diabetes]\nmethods: [least_squares, huber]\ntraining: {mlp: {lr: 1000.0}}\n"
+    "sweeps: {lr: {enabled: false}, lambda_kl: {enabled: false}, k: {enabled: false}}\n"
+)
 FAILING_ARGS = ["--cores", "2", "--configfile", "presets/tiny.yaml", "failing.yaml"]
 FAILING_TARGET = "results/tiny/tables/table3_mae.md"
 SHARED_UMASK = 0o002  # a folder shared with a group

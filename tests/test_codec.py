@@ -173,7 +173,9 @@ def test_entropy_penalty_lowers_entropy():
     assert entropy_after_step(1.0) < entropy_after_step(0.0)
     # and the penalty term itself is +alpha H (the paper prints -alpha H; see codec.py)
     psi = codec.encode(y)
-    diff = C.entropy_penalised_autoencoding_loss(y, codec.w_lin, codec.w_bias, codec.mu, 0.7) - C.autoencoding_loss(y, codec.w_lin, codec.w_bias, codec.mu)
+    diff = C.entropy_penalised_autoencoding_loss(y, codec.w_lin, codec.w_bias, codec.mu, 0.7) - C.autoencoding_loss(
+        y, codec.w_lin, codec.w_bias, codec.mu
+    )
     torch.testing.assert_close(diff, 0.7 * C.entropy(psi))
 
 
@@ -220,4 +222,6 @@ def test_end_to_end_loss_combines_its_terms():
     got = O.end_to_end_loss(y, logits, w, b, mu, 0.3, 0.068, 1.0, alpha=1e-3)
     torch.testing.assert_close(got, 0.3 * auto + 0.068 * kl + pred)
     # lambda_kl = lambda_auto = 0 leaves eq. (9), the softmax least-squares baseline
-    torch.testing.assert_close(O.end_to_end_loss(y, logits, w, b, mu, 0.0, 0.0, 1.0, alpha=1e-3), O.softmax_least_squares_loss(y, logits, mu))
+    torch.testing.assert_close(
+        O.end_to_end_loss(y, logits, w, b, mu, 0.0, 0.0, 1.0, alpha=1e-3), O.softmax_least_squares_loss(y, logits, mu)
+    )

@@ -10,18 +10,25 @@ def workdir(tmp_path_factory):
     return copy_workflow(tmp_path_factory.mktemp("config"), git=False)
 
 
-@pytest.mark.parametrize("override, key, words", [
-    ("methods=[least_squares,gradient_boosting]", "methods[1]", "unknown method 'gradient_boosting'; known: least_squares"),
-    ("k_values=[1,5]", "k_values[0]", "less than the minimum of 2"),
-    ("seeds=-3", "seeds", "-3"),
-    ("pack_size=0", "pack_size", "0"),
-    ("run_datasets=[no_such_dataset]", "run_datasets", "no_such_dataset"),
-    ("split={train: 0.7, val: 0.1, test: 0.1}", "split", "must be 1"),
-    ("training={mlp: {batch_size: 0}}", "training.mlp.batch_size", "less than the minimum of 1"),
-    ("device=tpu", "device", "does not match"),
-    ("figures={k: 7}", "figures.k", "not one of k_values"),
-    ("unknown_option=3", "unknown_option", "unknown key"),
-])
+@pytest.mark.parametrize(
+    "override, key, words",
+    [
+        (
+            "methods=[least_squares,gradient_boosting]",
+            "methods[1]",
+            "unknown method 'gradient_boosting'; known: least_squares",
+        ),
+        ("k_values=[1,5]", "k_values[0]", "less than the minimum of 2"),
+        ("seeds=-3", "seeds", "-3"),
+        ("pack_size=0", "pack_size", "0"),
+        ("run_datasets=[no_such_dataset]", "run_datasets", "no_such_dataset"),
+        ("split={train: 0.7, val: 0.1, test: 0.1}", "split", "must be 1"),
+        ("training={mlp: {batch_size: 0}}", "training.mlp.batch_size", "less than the minimum of 1"),
+        ("device=tpu", "device", "does not match"),
+        ("figures={k: 7}", "figures.k", "not one of k_values"),
+        ("unknown_option=3", "unknown_option", "unknown key"),
+    ],
+)
 def test_bad_value_names_its_key(workdir, override, key, words):
     proc = snakemake(workdir, "-n", "--configfile", "presets/tiny.yaml", "--config", override, check=False)
     assert proc.returncode != 0

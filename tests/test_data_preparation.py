@@ -11,11 +11,11 @@ import yaml
 
 from data_helpers import fill_openml_cache, leftovers, no_network  # noqa: F401
 from targetcodec.data.cache import CorruptedCacheFile, digest_of, sidecar_of
-from targetcodec.data.sources.tables import write_table
 from targetcodec.data.download import ensure_cached
 from targetcodec.data.network import DownloadPolicy
 from targetcodec.data.prepare import prepare_dataset
 from targetcodec.data.sources import DataSourceError
+from targetcodec.data.sources.tables import write_table
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIG = yaml.safe_load((REPO / "config.yaml").read_text())
@@ -55,8 +55,10 @@ def test_shared_data_as_the_data_cache_gives_the_papers_shapes(key, shared_data,
     assert s["feature_shape"] == features
     assert s["raw_files"][0]["path"] == str(shared_data / Path(s["raw_files"][0]["path"]).name)
     assert (tmp_path / "prepared" / f"{key}.npz").exists() and (tmp_path / "prepared" / f"{key}.json").exists()
-    expected_differences = {"wine_quality": ["features: [11] here, [7] in the paper"],
-                            "cpu_act": ["test: 820 here, 819 in the paper"]}.get(key, [])
+    expected_differences = {
+        "wine_quality": ["features: [11] here, [7] in the paper"],
+        "cpu_act": ["test: 820 here, 819 in the paper"],
+    }.get(key, [])
     assert s["table1"]["differences"] == expected_differences
     assert 0 <= result.data.y_train.min() and result.data.y_train.max() == 1
 
@@ -90,14 +92,33 @@ def hand_placed(tmp_path, frame, key="mine"):
 UCI = {"source": "uci", "id": 1, "target": "y"}
 
 
-@pytest.mark.parametrize("frame, spec, words", [
-    (table(), {**UCI, "target": "price"}, "target column(s) ['price'] not found"),
-    (table(y=["high", "low"] * 100), UCI, "target column 'y' is not numeric: 200 of 200 values are not numbers (e.g. 'high' in row 0"),
-    (table(y=5.0), UCI, "the target is constant on the training split (value 5)"),
-    (table(n=12), UCI, "has 12 rows: too few for a train/val/test split (need 30)"),
-    (table(y=np.nan), UCI, "0 complete rows is too few"),
-    (table(y=np.linspace(-1, 1, 200)), {**UCI, "target_transform": "log"}, "target_transform' is 'log', but the target has values <= 0"),
-], ids=["missing-target", "non-numeric-target", "constant-target", "too-few-rows", "all-nan-target", "log-of-negative"])
+@pytest.mark.parametrize(
+    "frame, spec, words",
+    [
+        (table(), {**UCI, "target": "price"}, "target column(s) ['price'] not found"),
+        (
+            table(y=["high", "low"] * 100),
+            UCI,
+            "target column 'y' is not numeric: 200 of 200 values are not numbers (e.g. 'high' in row 0",
+        ),
+        (table(y=5.0), UCI, "the target is constant on the training split (value 5)"),
+        (table(n=12), UCI, "has 12 rows: too few for a train/val/test split (need 30)"),
+        (table(y=np.nan), UCI, "0 complete rows is too few"),
+        (
+            table(y=np.linspace(-1, 1, 200)),
+            {**UCI, "target_transform": "log"},
+            "target_transform' is 'log', but the target has values <= 0",
+        ),
+    ],
+    ids=[
+        "missing-target",
+        "non-numeric-target",
+        "constant-target",
+        "too-few-rows",
+        "all-nan-target",
+        "log-of-negative",
+    ],
+)
 def test_bad_data_gives_a_clear_error_and_writes_nothing(tmp_path, frame, spec, words):
     cache = hand_placed(tmp_path, frame)
     with pytest.raises(DataSourceError) as error:
@@ -133,7 +154,10 @@ def test_a_hand_placed_file_that_fails_its_configured_sha256_is_reported_and_lef
     cache = hand_placed(tmp_path, table())
     before = (cache / "mine.csv").read_bytes()
     spec = {**UCI, "sha256": "0" * 64}
-    for attempt in (lambda: run_prepare(tmp_path, "mine", spec, cache), lambda: ensure_cached("mine", spec, cache, **QUIET)):
+    for attempt in (
+        lambda: run_prepare(tmp_path, "mine", spec, cache),
+        lambda: ensure_cached("mine", spec, cache, **QUIET),
+    ):
         with pytest.raises(CorruptedCacheFile, match="config key 'datasets.mine.sha256' says 0000.*placed by hand"):
             attempt()
     assert (cache / "mine.csv").read_bytes() == before and sorted(p.name for p in cache.iterdir()) == ["mine.csv"]
@@ -176,8 +200,9 @@ def test_a_csv_placed_by_hand_is_taken_before_a_download(tmp_path):
     cache = hand_placed(tmp_path, table(seed=1))
     write_table(table(seed=2), cache / "mine.parquet")
     result = run_prepare(tmp_path, "mine", UCI, cache)
-    assert result.summary["raw_files"] == [{"path": str(cache / "mine.csv"), "sha256": digest_of(cache / "mine.csv"),
-                                            "state": "unrecorded"}]
+    assert result.summary["raw_files"] == [
+        {"path": str(cache / "mine.csv"), "sha256": digest_of(cache / "mine.csv"), "state": "unrecorded"}
+    ]
 
 
 def test_bike_sharing_columns_give_the_papers_six_features(tmp_path):
@@ -186,15 +211,35 @@ def test_bike_sharing_columns_give_the_papers_six_features(tmp_path):
     rng = np.random.default_rng(0)
     n = 500
     days = pd.date_range("2011-01-01", periods=n, freq="h")
-    frame = pd.DataFrame({
-        "instant": np.arange(1, n + 1), "dteday": days.strftime("%Y-%m-%d"), "season": rng.integers(1, 5, n),
-        "yr": rng.integers(0, 2, n), "mnth": rng.integers(1, 13, n), "hr": days.hour, "holiday": rng.integers(0, 2, n),
-        "weekday": rng.integers(0, 7, n), "workingday": rng.integers(0, 2, n), "weathersit": rng.integers(1, 5, n),
-        "temp": rng.uniform(size=n).round(2), "atemp": rng.uniform(size=n).round(4), "hum": rng.uniform(size=n).round(2),
-        "windspeed": rng.uniform(size=n).round(4), "casual": rng.integers(0, 300, n), "registered": rng.integers(0, 800, n)})
+    frame = pd.DataFrame(
+        {
+            "instant": np.arange(1, n + 1),
+            "dteday": days.strftime("%Y-%m-%d"),
+            "season": rng.integers(1, 5, n),
+            "yr": rng.integers(0, 2, n),
+            "mnth": rng.integers(1, 13, n),
+            "hr": days.hour,
+            "holiday": rng.integers(0, 2, n),
+            "weekday": rng.integers(0, 7, n),
+            "workingday": rng.integers(0, 2, n),
+            "weathersit": rng.integers(1, 5, n),
+            "temp": rng.uniform(size=n).round(2),
+            "atemp": rng.uniform(size=n).round(4),
+            "hum": rng.uniform(size=n).round(2),
+            "windspeed": rng.uniform(size=n).round(4),
+            "casual": rng.integers(0, 300, n),
+            "registered": rng.integers(0, 800, n),
+        }
+    )
     frame["cnt"] = frame["casual"] + frame["registered"]
-    result = run_prepare(tmp_path, "bike_sharing", CONFIG["datasets"]["bike_sharing"], hand_placed(tmp_path, frame, "bike_sharing"))
+    result = run_prepare(
+        tmp_path, "bike_sharing", CONFIG["datasets"]["bike_sharing"], hand_placed(tmp_path, frame, "bike_sharing")
+    )
     assert result.summary["features"] == ["mnth", "hr", "temp", "atemp", "hum", "windspeed"]
     dropped = result.summary["dropped_columns"]
-    assert dropped["instant"] == "identifier" and dropped["dteday"] == "date" and dropped["season"].startswith("fewer than 10")
+    assert (
+        dropped["instant"] == "identifier"
+        and dropped["dteday"] == "date"
+        and dropped["season"].startswith("fewer than 10")
+    )
     assert dropped["casual"] == dropped["registered"] == "configured (datasets.*.drop)"

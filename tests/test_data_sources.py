@@ -21,12 +21,20 @@ FAST = DownloadPolicy(attempts=3, backoff_seconds=0.01, timeout_seconds=10)
 AILERONS = {"code": "AE", "source": "openml", "id": 44137, "target": "goal"}
 WINE = {"code": "WN", "source": "uci", "id": 186, "target": "quality"}
 RETINA = {"code": "RM", "source": "medmnist", "flag": "retinamnist", "model": "cnn"}
-DIAMONDS = {"code": "DM", "source": "openml", "id": 44140, "target": "price", "target_transform": "log",
-            "served_target_transform": "log"}
+DIAMONDS = {
+    "code": "DM",
+    "source": "openml",
+    "id": 44140,
+    "target": "price",
+    "target_transform": "log",
+    "served_target_transform": "log",
+}
 
 
 def prepared(tmp_path, key, spec, cache):
-    return prepare_dataset(key, spec, SPLIT, cache, tmp_path / f"{key}.npz", tmp_path / f"{key}.json", log=lambda m: None)
+    return prepare_dataset(
+        key, spec, SPLIT, cache, tmp_path / f"{key}.npz", tmp_path / f"{key}.json", log=lambda m: None
+    )
 
 
 # --- openml -------------------------------------------------------------------------------------
@@ -55,7 +63,11 @@ def test_openml_download_that_fails_names_dataset_source_and_id(tmp_path, no_net
         ensure_cached("ailerons", AILERONS, cache, DownloadPolicy(2, 0.01, 10), log=lines.append)
     message = str(error.value)
     assert "dataset 'ailerons': OpenML id 44137 (https://www.openml.org/d/44137)" in message
-    assert "failed after 2 attempt(s)" in message and "snakemake --cores 1 download" in message and "ailerons.csv" in message
+    assert (
+        "failed after 2 attempt(s)" in message
+        and "snakemake --cores 1 download" in message
+        and "ailerons.csv" in message
+    )
     assert any("attempt 1/2 failed" in line for line in lines)
     assert not (cache / "ailerons.parquet").exists() and not leftovers(cache)
 
@@ -115,8 +127,11 @@ def test_uci_source_with_the_real_client_on_a_local_server(shared_data, tmp_path
 
 def test_uci_unknown_id_is_reported_at_once(tmp_path, data_host):  # noqa: F811
     spec = {"source": "uci", "id": 999999, "target": "y"}
-    with pytest.raises(DataSourceError, match=r"dataset 'mine': UCI id 999999 .*UCI has no importable dataset with "
-                                              r"this id \(config key 'datasets.mine.id'\)"):
+    with pytest.raises(
+        DataSourceError,
+        match=r"dataset 'mine': UCI id 999999 .*UCI has no importable dataset with "
+        r"this id \(config key 'datasets.mine.id'\)",
+    ):
         ensure_cached("mine", spec, tmp_path, FAST, log=lambda m: None)
     assert data_host.requests == ["/api/dataset?id=999999"]  # a definite answer: no retries
     assert list(tmp_path.iterdir()) == []
@@ -146,8 +161,9 @@ def test_download_that_hangs_times_out(tmp_path, data_host):  # noqa: F811
     data_host.mode = "hang"
     start = time.monotonic()
     with pytest.raises(DataSourceError, match=r"failed after 1 attempt\(s\) \(0.5 s timeout each\)"):
-        ensure_cached("mine", {"source": "uci", "id": 5, "target": "y"}, tmp_path, DownloadPolicy(1, 0, 0.5),
-                      log=lambda m: None)
+        ensure_cached(
+            "mine", {"source": "uci", "id": 5, "target": "y"}, tmp_path, DownloadPolicy(1, 0, 0.5), log=lambda m: None
+        )
     assert time.monotonic() - start < 5
     assert list(tmp_path.iterdir()) == []
 
@@ -162,8 +178,11 @@ def test_medmnist_source_with_the_real_reader(shared_data, tmp_path):
     shutil.copy(shared_data / "retinamnist.npz", cache / "retinamnist.npz")
     raw, checks = load_verified("retinamnist", RETINA, cache)
     assert checks[0].state == "verified" and "MD5" in checks[0].recorded_by
-    assert {k: v.shape for k, v in raw.images.items()} == {"train": (1080, 28, 28, 3), "val": (120, 28, 28, 3),
-                                                           "test": (400, 28, 28, 3)}
+    assert {k: v.shape for k, v in raw.images.items()} == {
+        "train": (1080, 28, 28, 3),
+        "val": (120, 28, 28, 3),
+        "test": (400, 28, 28, 3),
+    }
     result = prepare(raw, RETINA, SPLIT, "retinamnist")
     assert result.summary["rows"] == {"train": 1080, "val": 120, "test": 400}
     assert result.summary["feature_shape"] == [3, 28, 28] and result.summary["table1"]["matches"]

@@ -67,7 +67,15 @@ def test_a_cache_file_older_than_the_workflow_code_is_not_downloaded_again(tmp_p
     placed.with_name("first.parquet.sha256").unlink()  # as if placed by hand, with no Snakemake metadata
     old = 946684800  # 2000-01-01, older than every file of the workflow and the library
     os.utime(placed, (old, old))
-    proc = snakemake(workdir, "-n", "results/tiny/prepared/first.npz", "--cores", "1",
-                     "--configfile", "presets/tiny.yaml", "extra.yaml")
+    proc = snakemake(
+        workdir,
+        "-n",
+        "results/tiny/prepared/first.npz",
+        "--cores",
+        "1",
+        "--configfile",
+        "presets/tiny.yaml",
+        "extra.yaml",
+    )
     assert job_counts(proc.stdout + proc.stderr) == {"prepare": 1}
     assert placed.stat().st_mtime == old

@@ -123,7 +123,9 @@ def test_everything_imported_is_declared():
     every_extra = [Requirement(r) for requirements in pin.declared().values() for r in requirements]
     declared = {pin.normalise(r.name) for r in every_extra} | {"medmnist"}
     distributions = importlib.metadata.packages_distributions()
-    local = {path.stem for path in (REPO / "tests").glob("*.py")} | {p.name for p in (REPO / "tests").iterdir() if p.is_dir()}
+    local = {path.stem for path in (REPO / "tests").glob("*.py")} | {
+        p.name for p in (REPO / "tests").iterdir() if p.is_dir()
+    }
     local |= {"targetcodec", "pin"}
     undeclared = set()
     for module, path in imported_modules():

@@ -51,8 +51,9 @@ def test_a_registered_method_is_trained_tabled_and_plotted(tmp_path):
 
 def test_an_unknown_method_is_refused_with_the_registered_names(tmp_path):
     workdir = copy_workflow(tmp_path / "unknown", git=False)
-    proc = snakemake(workdir, "-n", "--configfile", "presets/tiny.yaml", "--config", "methods=[least_squares,absolute]",
-                     check=False)
+    proc = snakemake(
+        workdir, "-n", "--configfile", "presets/tiny.yaml", "--config", "methods=[least_squares,absolute]", check=False
+    )
     out = proc.stdout + proc.stderr
     assert proc.returncode != 0
     assert "config key 'methods[1]': unknown method 'absolute'" in out and "end_to_end" in out

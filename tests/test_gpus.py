@@ -24,14 +24,17 @@ with claimed_gpus(1, log=lambda m: None, lock_dir=sys.argv[1], poll_seconds=0.05
 """
 
 
-@pytest.mark.parametrize("value, gpus", [
-    ("0,1,2", ["0", "1", "2"]),
-    ("3", ["3"]),
-    ("GPU-8a1b,GPU-77ff", ["GPU-8a1b", "GPU-77ff"]),
-    ("", []),
-    ("-1", []),
-    ("2,-1,3", ["2"]),  # CUDA stops at the first invalid entry
-])
+@pytest.mark.parametrize(
+    "value, gpus",
+    [
+        ("0,1,2", ["0", "1", "2"]),
+        ("3", ["3"]),
+        ("GPU-8a1b,GPU-77ff", ["GPU-8a1b", "GPU-77ff"]),
+        ("", []),
+        ("-1", []),
+        ("2,-1,3", ["2"]),  # CUDA stops at the first invalid entry
+    ],
+)
 def test_visible_gpus_follow_cuda_visible_devices(value, gpus):
     assert visible_gpus({"CUDA_VISIBLE_DEVICES": value}) == gpus
 
@@ -50,8 +53,12 @@ def test_a_job_that_sees_several_gpus_gets_one_of_its_own(tmp_path):
 
 def test_a_job_given_its_gpus_claims_nothing(tmp_path):
     """Under SLURM the job sees exactly the GPUs it was given; a job that asked for none keeps its view."""
-    for env, requested in (({"CUDA_VISIBLE_DEVICES": "1"}, 1), ({"CUDA_VISIBLE_DEVICES": "0,1"}, 2),
-                           ({"CUDA_VISIBLE_DEVICES": "0,1"}, 0), ({"CUDA_VISIBLE_DEVICES": ""}, 1)):
+    for env, requested in (
+        ({"CUDA_VISIBLE_DEVICES": "1"}, 1),
+        ({"CUDA_VISIBLE_DEVICES": "0,1"}, 2),
+        ({"CUDA_VISIBLE_DEVICES": "0,1"}, 0),
+        ({"CUDA_VISIBLE_DEVICES": ""}, 1),
+    ):
         before = dict(env)
         with claimed_gpus(requested, lock_dir=tmp_path / "locks", environ=env) as gpus:
             assert env == before and gpus == visible_gpus(before)
@@ -70,12 +77,15 @@ def test_a_multi_gpu_claim_takes_distinct_gpus(tmp_path):
 def test_several_jobs_share_a_gpu_when_asked_and_fill_the_gpus_evenly(tmp_path):
     """TARGETCODEC_JOBS_PER_GPU=2: four one-GPU jobs on two GPUs, two per GPU, the first two on
     different GPUs; then every place in the pool is taken."""
+
     def env():
         return {"CUDA_VISIBLE_DEVICES": "0,1", "TARGETCODEC_JOBS_PER_GPU": "2"}
 
     with contextlib.ExitStack() as stack:
-        claims = [stack.enter_context(claimed_gpus(1, lock_dir=tmp_path, environ=env(), log=lambda m: None))[0]
-                  for _ in range(4)]
+        claims = [
+            stack.enter_context(claimed_gpus(1, lock_dir=tmp_path, environ=env(), log=lambda m: None))[0]
+            for _ in range(4)
+        ]
         assert sorted(claims[:2]) == ["0", "1"] and sorted(claims) == ["0", "0", "1", "1"]
         for lock in sorted(tmp_path.glob("gpu-*.lock")):
             assert _try_lock(lock) is None, lock
@@ -94,8 +104,9 @@ def test_the_profile_offers_a_place_per_job_that_may_share_a_gpu():
 
 def start_holder(lock_dir, gpus="0,1"):
     env = dict(os.environ, CUDA_VISIBLE_DEVICES=gpus, PYTHONPATH=str(REPO))
-    return subprocess.Popen([sys.executable, "-c", HOLDER, str(lock_dir)], env=env, stdin=subprocess.PIPE,
-                            stdout=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [sys.executable, "-c", HOLDER, str(lock_dir)], env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
 
 
 @pytest.mark.timeout(120)

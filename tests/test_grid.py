@@ -16,7 +16,16 @@ def test_dry_run_plans_the_papers_grid(tmp_path):
     datasets = {d for d, _, _ in runs}
     configurations = {c for _, c, _ in runs}
     seeds = {int(s) for _, _, s in runs}
-    assert datasets == {"wine_quality", "ailerons", "bike_sharing", "superconductivity", "elevators", "cpu_act", "diamonds", "retinamnist"}
+    assert datasets == {
+        "wine_quality",
+        "ailerons",
+        "bike_sharing",
+        "superconductivity",
+        "elevators",
+        "cpu_act",
+        "diamonds",
+        "retinamnist",
+    }
     assert len(configurations) == 17 and seeds == set(range(10))
     assert len(runs) == 8 * 17 * 10
     # and one training job per (dataset, configuration): the ten seeds form one pack

@@ -30,8 +30,12 @@ def test_packed_adam_equals_torch(mode, reference):
 
 def test_the_two_modes_differ_and_bad_mode_is_refused():
     p1, p2 = torch.ones(1, 3, dtype=torch.float64), torch.ones(1, 3, dtype=torch.float64)
-    PackedAdam([p1], [0.1], weight_decay_modes=["l2"]).step([torch.zeros(1, 3, dtype=torch.float64)], torch.tensor([0.01]))
-    PackedAdam([p2], [0.1], weight_decay_modes=["decoupled"]).step([torch.zeros(1, 3, dtype=torch.float64)], torch.tensor([0.01]))
+    PackedAdam([p1], [0.1], weight_decay_modes=["l2"]).step(
+        [torch.zeros(1, 3, dtype=torch.float64)], torch.tensor([0.01])
+    )
+    PackedAdam([p2], [0.1], weight_decay_modes=["decoupled"]).step(
+        [torch.zeros(1, 3, dtype=torch.float64)], torch.tensor([0.01])
+    )
     # coupled: the decay is the whole gradient, so Adam moves by lr; decoupled: by lr * wd * p
     torch.testing.assert_close(p1, torch.full((1, 3), 1 - 0.01, dtype=torch.float64))
     torch.testing.assert_close(p2, torch.full((1, 3), 1 - 0.01 * 0.1, dtype=torch.float64))

@@ -21,8 +21,17 @@ from targetcodec.geo import accuracy_within, geolocation_metrics, geoscore, have
 from workflow_helpers import copy_workflow, snakemake
 
 PARIS, LONDON = (48.8566, 2.3522), (51.5074, -0.1278)
-SMALL = dict(width=16, depth=2, batch_size=128, examples=128 * 40, warmup_steps=10, lr=3e-3, log_every=20,
-             checkpoint_every=20, eval_batch_size=512)
+SMALL = dict(
+    width=16,
+    depth=2,
+    batch_size=128,
+    examples=128 * 40,
+    warmup_steps=10,
+    lr=3e-3,
+    log_every=20,
+    checkpoint_every=20,
+    eval_batch_size=512,
+)
 
 
 @pytest.fixture(scope="module")
@@ -40,14 +49,18 @@ def test_haversine_paris_london_by_hand():
     assert haversine_km(PARIS, LONDON) == pytest.approx(343.56, abs=0.1)  # the usual 344 km
     assert haversine_km((0, 0), (0, 180)) == pytest.approx(np.pi * 6371.0)  # half the equator
     assert haversine_km((90, 0), (-90, 0)) == pytest.approx(np.pi * 6371.0)
-    assert haversine_km((10, 170), (10, -170)) == pytest.approx(haversine_km((10, -10), (10, 10)))  # across the date line
+    assert haversine_km((10, 170), (10, -170)) == pytest.approx(
+        haversine_km((10, -10), (10, 10))
+    )  # across the date line
 
 
 def test_geoscore_and_accuracy_by_hand():
     assert geoscore(0.0) == 5000.0
     assert geoscore(1492.7) == pytest.approx(5000 / np.e)
     d = np.array([0.5, 10, 150, 700, 2000, 3000])
-    assert [accuracy_within(d, t) for t in (1, 25, 200, 750, 2500)] == pytest.approx([1 / 6, 2 / 6, 3 / 6, 4 / 6, 5 / 6])
+    assert [accuracy_within(d, t) for t in (1, 25, 200, 750, 2500)] == pytest.approx(
+        [1 / 6, 2 / 6, 3 / 6, 4 / 6, 5 / 6]
+    )
     m = geolocation_metrics(np.array([PARIS, PARIS]), np.array([PARIS, LONDON]))
     assert m["median_km"] == pytest.approx(343.56 / 2, abs=0.1) and m["mean_km"] == pytest.approx(343.56 / 2, abs=0.1)
     assert m["geoscore"] == pytest.approx((5000 + 5000 * np.exp(-343.56 / 1492.7)) / 2, rel=1e-4)
@@ -69,7 +82,12 @@ def test_both_layouts_prepare_to_the_same_cache(standin, tmp_path):
     for name in CACHE_FILES:
         if name != "summary.json":
             assert (tmp_path / "from_csv" / name).read_bytes() == (cache / name).read_bytes(), name
-    assert summary["table1"] == {"#num. features": 16, "#num. train points": 650, "#num. val points": 150, "#num. test points": 150}
+    assert summary["table1"] == {
+        "#num. features": 16,
+        "#num. train points": 650,
+        "#num. val points": 150,
+        "#num. test points": 150,
+    }
     c = Cache(cache)
     emb = np.load(cache / "train_embeddings.npy", mmap_mode="r")
     assert isinstance(emb, np.memmap) and emb.dtype == np.float16 and emb.shape == (800, 16)
@@ -114,7 +132,10 @@ def test_a_shard_missing_coordinates_is_rejected(standin, tmp_path):
     data = _copy_tree(wds, tmp_path / "nocoords")
     shard = data / "test" / "000000.tar"
     with tarfile.open(shard, "w") as tar:
-        for name, payload in (("k1.json", json.dumps({"id": "k1", "longitude": 3.0}).encode()), ("k1.street_clip.npy", _npy(16))):
+        for name, payload in (
+            ("k1.json", json.dumps({"id": "k1", "longitude": 3.0}).encode()),
+            ("k1.street_clip.npy", _npy(16)),
+        ):
             info = tarfile.TarInfo(name)
             info.size = len(payload)
             tar.addfile(info, io.BytesIO(payload))
@@ -198,9 +219,15 @@ def test_learning_rate_warms_up_over_500_steps_then_decays():
 def _job(cache, out, label, seeds, **extra):
     from targetcodec.train.osv5m import Job
 
-    return Job(cache=str(cache), label=label, seeds=seeds, settings=dict(SMALL, **extra.pop("settings", {})),
-               outputs=[str(out / f"{label}-{s}.json") for s in seeds], predictions=[str(out / f"{label}-{s}.npz") for s in seeds],
-               **extra)
+    return Job(
+        cache=str(cache),
+        label=label,
+        seeds=seeds,
+        settings=dict(SMALL, **extra.pop("settings", {})),
+        outputs=[str(out / f"{label}-{s}.json") for s in seeds],
+        predictions=[str(out / f"{label}-{s}.npz") for s in seeds],
+        **extra,
+    )
 
 
 def test_killed_and_resumed_job_gives_the_same_numbers(standin, tmp_path):
@@ -209,7 +236,10 @@ def test_killed_and_resumed_job_gives_the_same_numbers(standin, tmp_path):
     _, _, _, cache = standin
     whole = run_job(_job(cache, tmp_path / "a", "end_to_end-k625", [0, 1]))
     ckpt = tmp_path / "b" / "ckpt.pt"
-    assert run_job(_job(cache, tmp_path / "b", "end_to_end-k625", [0, 1], checkpoint=str(ckpt), stop_after_step=23)) is None
+    assert (
+        run_job(_job(cache, tmp_path / "b", "end_to_end-k625", [0, 1], checkpoint=str(ckpt), stop_after_step=23))
+        is None
+    )
     assert ckpt.exists() and not (tmp_path / "b" / "end_to_end-k625-0.json").exists()
     log = tmp_path / "b" / "resume.log"
     resumed = run_job(_job(cache, tmp_path / "b", "end_to_end-k625", [0, 1], checkpoint=str(ckpt), log=str(log)))
@@ -233,8 +263,16 @@ def test_ddp_two_processes_equal_one_process(standin, tmp_path):
     _, _, _, cache = standin
     one = run_job(_job(cache, tmp_path / "p1", "end_to_end-k625", [0]))[0]["metrics"]
     spec = asdict(_job(cache, tmp_path / "p2", "end_to_end-k625", [0], log=str(tmp_path / "p2.log")))
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m",
-           "targetcodec.train.osv5m", json.dumps(spec)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node=2",
+        "-m",
+        "targetcodec.train.osv5m",
+        json.dumps(spec),
+    ]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=dict(os.environ, OMP_NUM_THREADS="1"))
     assert proc.returncode == 0, proc.stderr[-4000:]
     assert "2 process(es)" in (tmp_path / "p2.log").read_text()
@@ -248,15 +286,26 @@ def test_ddp_two_processes_equal_one_process(standin, tmp_path):
 def test_the_stage_runs_end_to_end_through_snakemake(standin, tmp_path):
     _, wds, _, _ = standin
     workdir = copy_workflow(tmp_path / "wf", git=False)
-    snakemake(workdir, "--cores", "2", "--configfile", "presets/osv5m_standin.yaml", "--config", "run_datasets=[osv5m]",
-              f"osv5m_dir={wds}", "osv5m={seeds: 2, head: {width: 16, depth: 2, expansion: 4}, batch_size: 128, examples: 5120, "
-              "warmup_steps: 10, lr: 0.003, training_resources: {gpu: 0}}")
+    snakemake(
+        workdir,
+        "--cores",
+        "2",
+        "--configfile",
+        "presets/osv5m_standin.yaml",
+        "--config",
+        "run_datasets=[osv5m]",
+        f"osv5m_dir={wds}",
+        "osv5m={seeds: 2, head: {width: 16, depth: 2, expansion: 4}, batch_size: 128, examples: 5120, "
+        "warmup_steps: 10, lr: 0.003, training_resources: {gpu: 0}}",
+    )
     results = workdir / "results" / "osv5m_standin"
     for ext in ("md", "csv", "tex"):
         assert (results / "tables" / f"table2_osv5m.{ext}").stat().st_size > 0
         assert (results / "tables" / f"osv5m_geolocation.{ext}").stat().st_size > 0
     for name in ("osv5m_error_cdf", "osv5m_world_errors"):
-        assert (results / "figures" / f"{name}.png").stat().st_size > 0 and (results / "figures" / f"{name}.pdf").exists()
+        assert (results / "figures" / f"{name}.png").stat().st_size > 0 and (
+            results / "figures" / f"{name}.pdf"
+        ).exists()
     table = (results / "tables" / "table2_osv5m.md").read_text()
     assert "Least-squares" in table and "End-to-end" in table and "Δ" in table
     for seed in (0, 1):
@@ -275,11 +324,14 @@ def test_embed_rule_code_writes_cls_tokens_and_resumes_per_shard(tmp_path):
 
     from targetcodec.data.embed import embed_split, load_model
 
-    config = transformers.CLIPVisionConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2,
-                                           image_size=32, patch_size=8)
+    config = transformers.CLIPVisionConfig(
+        hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2, image_size=32, patch_size=8
+    )
     torch.manual_seed(0)
     transformers.CLIPVisionModel(config).save_pretrained(tmp_path / "model")
-    transformers.CLIPImageProcessor(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32}).save_pretrained(tmp_path / "model")
+    transformers.CLIPImageProcessor(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32}).save_pretrained(
+        tmp_path / "model"
+    )
     rng = np.random.default_rng(0)
     for shard, ids in (("00", ["11", "12", "13"]), ("01", ["21", "22"])):
         (tmp_path / "images" / "train").mkdir(parents=True, exist_ok=True)
@@ -308,7 +360,9 @@ def test_every_method_of_the_library_runs_on_this_stage(standin, tmp_path):
 
     _, _, _, cache = standin
     for label in ("huber", "softmax_least_squares-k9", "hard_binning-k9", "soft_binning-k9", "trained_codec-k10"):
-        record = run_job(_job(cache, tmp_path, label, [0], settings=dict(examples=128 * 3, log_every=3, codec_pretrain_steps=20)))[0]
+        record = run_job(
+            _job(cache, tmp_path, label, [0], settings=dict(examples=128 * 3, log_every=3, codec_pretrain_steps=20))
+        )[0]
         assert np.isfinite(record["metrics"]["test_mae"]) and record["metrics"]["test_median_km"] >= 0, label
 
 

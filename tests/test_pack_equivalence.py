@@ -2,14 +2,22 @@
 (nn.Linear/nn.Conv2d, DataLoader, torch.optim.AdamW or Adam, clip_grad_norm_), in float64."""
 
 import dataclasses
-
 import math
 
 import pytest
 import torch
 
 from conftest import make_split
-from targetcodec import METHODS, Architecture, MethodSettings, RunSpec, TrainingConfig, codec_for_method, pretrain_codec, train_pack
+from targetcodec import (
+    METHODS,
+    Architecture,
+    MethodSettings,
+    RunSpec,
+    TrainingConfig,
+    codec_for_method,
+    pretrain_codec,
+    train_pack,
+)
 from targetcodec.codec import initial_codec
 from targetcodec.reference import train_single_run
 
@@ -34,15 +42,36 @@ def reference_parameters(net, codec_params):
     return list(net.parameters()) + list(codec_params.values())
 
 
-def check_pack_matches_single_runs(data, method_name, k, arch, settings=MethodSettings(), codec=None, training=TRAINING):
+def check_pack_matches_single_runs(
+    data, method_name, k, arch, settings=MethodSettings(), codec=None, training=TRAINING
+):
     method = METHODS[method_name]
     if codec is None and method.uses_k:
         codec = codec_for_method(method, data.y_train, k, settings)
-    results, predictor = train_pack(data, method, RUNS, k=k, codec=codec, architecture=arch, training=training,
-                                    settings=settings, dtype=torch.float64, return_predictor=True)
+    results, predictor = train_pack(
+        data,
+        method,
+        RUNS,
+        k=k,
+        codec=codec,
+        architecture=arch,
+        training=training,
+        settings=settings,
+        dtype=torch.float64,
+        return_predictor=True,
+    )
     for r, run in enumerate(RUNS):
-        alone, net, codec_params = train_single_run(data, method, run, k=k, codec=codec, architecture=arch, training=training,
-                                                    settings=settings, dtype=torch.float64)
+        alone, net, codec_params = train_single_run(
+            data,
+            method,
+            run,
+            k=k,
+            codec=codec,
+            architecture=arch,
+            training=training,
+            settings=settings,
+            dtype=torch.float64,
+        )
         assert results[r].epochs_trained == alone.epochs_trained
         assert results[r].best_epoch == alone.best_epoch
         for name, value in alone.metrics.items():
@@ -62,8 +91,9 @@ def test_mlp_pack_equals_single_runs(method_name):
     codec = None
     if METHODS[method_name].needs_pretrained_codec(settings):
         codec, _ = pretrain_codec(initial_codec(data.y_train, 5), data.y_train, steps=50)
-    results = check_pack_matches_single_runs(data, method_name, 5 if METHODS[method_name].uses_k else None,
-                                             Architecture(width=16, depth=2), settings, codec)
+    results = check_pack_matches_single_runs(
+        data, method_name, 5 if METHODS[method_name].uses_k else None, Architecture(width=16, depth=2), settings, codec
+    )
     # the runs are really different runs
     assert len({r.metrics["test_mae"] for r in results}) == len(RUNS)
 
@@ -72,8 +102,13 @@ def test_mlp_pack_equals_single_runs(method_name):
 def test_weight_decay_modes_pack_equals_torch_adam_or_adamw(modes):
     """Coupled L2 decay equals torch.optim.Adam, decoupled equals AdamW, per network and codec; a
     large decay so that the modes matter."""
-    training = dataclasses.replace(TRAINING, weight_decay=0.01, codec_weight_decay=0.01, weight_decay_mode=modes[0],
-                                   codec_weight_decay_mode=modes[1])
+    training = dataclasses.replace(
+        TRAINING,
+        weight_decay=0.01,
+        codec_weight_decay=0.01,
+        weight_decay_mode=modes[0],
+        codec_weight_decay_mode=modes[1],
+    )
     check_pack_matches_single_runs(make_split(), "end_to_end", 5, Architecture(width=16, depth=1), training=training)
 
 
@@ -119,10 +154,20 @@ def test_compiled_step_equals_the_eager_step():
     results = {}
     for compiled in (False, True):
         training = TrainingConfig(batch_size=32, max_epochs=5, patience=2, log_every=100, compile=compiled)
-        results[compiled] = train_pack(data, method, runs, k=5, codec=codec, architecture=Architecture(width=16, depth=2),
-                                       training=training, dtype=torch.float64)
+        results[compiled] = train_pack(
+            data,
+            method,
+            runs,
+            k=5,
+            codec=codec,
+            architecture=Architecture(width=16, depth=2),
+            training=training,
+            dtype=torch.float64,
+        )
     assert results[True][1].diverged and results[True][1].epochs_trained == 2
     for eager, compiled in zip(results[False], results[True], strict=True):
         assert eager.epochs_trained == compiled.epochs_trained and eager.best_epoch == compiled.best_epoch
         for name, value in eager.metrics.items():
-            assert math.isclose(compiled.metrics[name], value, rel_tol=1e-6, abs_tol=1e-9) or (math.isnan(value) and eager.diverged)
+            assert math.isclose(compiled.metrics[name], value, rel_tol=1e-6, abs_tol=1e-9) or (
+                math.isnan(value) and eager.diverged
+            )

@@ -77,8 +77,15 @@ def test_a_profile_extends_the_slurm_profile_without_copying_it(workdir, tmp_pat
 
 
 def test_local_gpu_profile_needs_a_gpu(workdir):
-    proc = snakemake(workdir, "-n", "--profile", "profiles/local-gpu", *TINY, check=False,
-                     env=dict(os.environ, CUDA_VISIBLE_DEVICES=""))
+    proc = snakemake(
+        workdir,
+        "-n",
+        "--profile",
+        "profiles/local-gpu",
+        *TINY,
+        check=False,
+        env=dict(os.environ, CUDA_VISIBLE_DEVICES=""),
+    )
     assert proc.returncode != 0
     assert "profiles/local-gpu: no GPU is visible" in proc.stderr
 

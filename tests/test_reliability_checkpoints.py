@@ -55,7 +55,9 @@ def job(folder, data, checkpoint, seeds=(0, 1), **overrides):
     outputs = [str(folder / "runs" / f"seed{s}.json") for s in seeds]
     lines = []
     job = TrainingJob.from_params(job_params(config, "diabetes", "least_squares"))
-    train_configuration(job, list(seeds), data, None, outputs, checkpoint=str(checkpoint), log=lines.append, workflow_dir=folder)
+    train_configuration(
+        job, list(seeds), data, None, outputs, checkpoint=str(checkpoint), log=lines.append, workflow_dir=folder
+    )
     return outputs, lines
 
 
@@ -80,15 +82,25 @@ def test_fault_malicious_checkpoint_is_refused_and_its_payload_never_runs(prepar
 
 def test_fault_checkpoint_of_other_settings_is_refused_by_its_fingerprint(prepared, tmp_path):
     checkpoint = tmp_path / "run.ckpt"
-    config = workflow_config({"sweeps": {"lr": {"enabled": False}}, "training": {"mlp": {"max_epochs": 30, "patience": 30}}})
+    config = workflow_config(
+        {"sweeps": {"lr": {"enabled": False}}, "training": {"mlp": {"max_epochs": 30, "patience": 30}}}
+    )
     # a genuine checkpoint, of a pack of other seeds: stop a job after epoch 10
     from targetcodec import METHODS, train_pack
     from targetcodec.pack import TrainingStopped, stop_after_epoch
+
     data = SplitData.load(prepared)
     other = TrainingJob.from_params(job_params(config, "diabetes", "least_squares"))
     with stop_after_epoch(10), pytest.raises(TrainingStopped):
-        train_pack(data, METHODS["least_squares"], other.run_specs([5, 6]), architecture=other.architecture,
-                   training=other.training, checkpoint=checkpoint, checkpoint_every=10)
+        train_pack(
+            data,
+            METHODS["least_squares"],
+            other.run_specs([5, 6]),
+            architecture=other.architecture,
+            training=other.training,
+            checkpoint=checkpoint,
+            checkpoint_every=10,
+        )
     assert torch.load(checkpoint, weights_only=True)["epoch"] == 10  # plain tensors and containers only
     with pytest.raises(RuntimeError, match=f"checkpoint {checkpoint} belongs to another configuration; delete it"):
         job(tmp_path, prepared, checkpoint, training={"mlp": {"max_epochs": 30, "patience": 30}})
@@ -103,10 +115,14 @@ def malicious_npz(path, names, marker):
     return path
 
 
-@pytest.mark.parametrize("reader, names", [
-    (SplitData.load, list(SplitData.__dataclass_fields__)),
-    (Codec.load, ["w_lin", "w_bias", "mu", "centroids", "spacing"]),
-], ids=["prepared-npz", "codec-npz"])
+@pytest.mark.parametrize(
+    "reader, names",
+    [
+        (SplitData.load, list(SplitData.__dataclass_fields__)),
+        (Codec.load, ["w_lin", "w_bias", "mu", "centroids", "spacing"]),
+    ],
+    ids=["prepared-npz", "codec-npz"],
+)
 def test_fault_pickled_array_in_an_npz_is_refused(tmp_path, reader, names):
     marker = tmp_path / "marker"
     path = malicious_npz(tmp_path / "file.npz", names, marker)
@@ -124,8 +140,15 @@ def test_fault_pickled_array_in_a_medmnist_cache_file_is_refused(tmp_path):
     spec = {"source": "medmnist", "flag": "retinamnist", "sha256": hashlib.sha256(path.read_bytes()).hexdigest()}
     out = tmp_path / "prepared"
     with pytest.raises(DataSourceError, match=f"cannot read train split of {path}"):
-        prepare_dataset("retinamnist", spec, {"train": 0.8, "val": 0.1, "test": 0.1, "seed": 0}, cache,
-                        out / "r.npz", out / "r.json", log=lambda m: None)
+        prepare_dataset(
+            "retinamnist",
+            spec,
+            {"train": 0.8, "val": 0.1, "test": 0.1, "seed": 0},
+            cache,
+            out / "r.npz",
+            out / "r.json",
+            log=lambda m: None,
+        )
     assert not marker.exists() and not out.exists()
 
 
@@ -141,8 +164,13 @@ def test_fault_pickle_in_a_copied_openml_cache_is_removed_unread(tmp_path, no_ne
     with open(pickled, "wb") as f:
         pickle.dump((Payload(marker), [False] * 3, list(table.columns)), f)
     lines = []
-    ensure_cached("ailerons", {"source": "openml", "id": 44137, "target": "goal"}, cache,
-                  DownloadPolicy(attempts=1, backoff_seconds=0, timeout_seconds=10), log=lines.append)
+    ensure_cached(
+        "ailerons",
+        {"source": "openml", "id": 44137, "target": "goal"},
+        cache,
+        DownloadPolicy(attempts=1, backoff_seconds=0, timeout_seconds=10),
+        log=lines.append,
+    )
     assert not marker.exists()
     assert any(f"removed {pickled}: openml-python would unpickle it" in line for line in lines), lines
     pd.testing.assert_frame_equal(pd.read_parquet(cache / "ailerons.parquet"), table)
@@ -165,8 +193,13 @@ train_configuration(TrainingJob.from_params(job_params(config, "diabetes", "hube
 def test_fault_training_job_killed_mid_training_resumes_to_the_same_numbers(prepared, tmp_path):
     def script(folder):
         outputs = [str(folder / f"seed{s}.json") for s in (0, 1)]
-        code = KILLED_JOB.format(tests=str(REPO / "tests"), data=str(prepared), outputs=outputs,
-                                 checkpoint=str(folder / "job.ckpt"), folder=str(folder))
+        code = KILLED_JOB.format(
+            tests=str(REPO / "tests"),
+            data=str(prepared),
+            outputs=outputs,
+            checkpoint=str(folder / "job.ckpt"),
+            folder=str(folder),
+        )
         return [sys.executable, "-c", code], outputs
 
     command, straight = script(tmp_path / "straight")

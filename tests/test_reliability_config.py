@@ -52,22 +52,46 @@ BAD = [
     # typos in dataset entries, the open door of the issue
     ("datasets: {ailerons: {dorp: [x]}}", "datasets.ailerons.dorp", "did you mean 'drop'?"),
     ("datasets: {diabetes: {tagret: y}}", "datasets.diabetes.tagret", "did you mean 'target'?"),
-    ("datasets: {mine: {source: file, path: m.csv, target: y, seperator: ';'}}", "datasets.mine.seperator", "did you mean 'separator'?"),
+    (
+        "datasets: {mine: {source: file, path: m.csv, target: y, seperator: ';'}}",
+        "datasets.mine.seperator",
+        "did you mean 'separator'?",
+    ),
     ("datasets: {ailerons: {min_distict: 5}}", "datasets.ailerons.min_distict", "did you mean 'min_distinct'?"),
     ("datasets: {synthetic_2d: {nosie: 0.1}}", "datasets.synthetic_2d.nosie", "did you mean 'noise'?"),
     ("datasets: {retinamnist: {falg: retinamnist}}", "datasets.retinamnist.falg", "did you mean 'flag'?"),
-    ("datasets: {ailerons: {extreme_value: drop}}", "datasets.ailerons.extreme_value", "did you mean 'extreme_values'?"),
+    (
+        "datasets: {ailerons: {extreme_value: drop}}",
+        "datasets.ailerons.extreme_value",
+        "did you mean 'extreme_values'?",
+    ),
     ("datasets: {wine_quality: {sha265: abc}}", "datasets.wine_quality.sha265", "did you mean 'sha256'?"),
     # a key of another source
     ("datasets: {ailerons: {n: 300}}", "datasets.ailerons.n", "not a key of a dataset of source openml or uci"),
-    ("datasets: {synthetic_2d: {target: y1}}", "datasets.synthetic_2d.target", "not a key of a dataset of source synthetic"),
-    ("datasets: {retinamnist: {min_distinct: 3}}", "datasets.retinamnist.min_distinct", "not a key of a dataset of source medmnist"),
+    (
+        "datasets: {synthetic_2d: {target: y1}}",
+        "datasets.synthetic_2d.target",
+        "not a key of a dataset of source synthetic",
+    ),
+    (
+        "datasets: {retinamnist: {min_distinct: 3}}",
+        "datasets.retinamnist.min_distinct",
+        "not a key of a dataset of source medmnist",
+    ),
     ("datasets: {diabetes: {path: d.csv}}", "datasets.diabetes.path", "not a key of a dataset of source sklearn"),
-    ("datasets: {mine: {source: file, path: m.csv, target: y, id: 3}}", "datasets.mine.id", "not a key of a dataset of source file"),
+    (
+        "datasets: {mine: {source: file, path: m.csv, target: y, id: 3}}",
+        "datasets.mine.id",
+        "not a key of a dataset of source file",
+    ),
     ("datasets: {osv5m: {target: lat}}", "datasets.osv5m.target", "not a key of a dataset of source osv5m"),
     # wrong values of dataset keys
     ("datasets: {mine: {source: openm1, id: 3, target: y}}", "datasets.mine.source", "did you mean 'openml'?"),
-    ("datasets: {ailerons: {extreme_values: ignore}}", "datasets.ailerons.extreme_values", "'ignore' is not one of ['stop', 'drop']"),
+    (
+        "datasets: {ailerons: {extreme_values: ignore}}",
+        "datasets.ailerons.extreme_values",
+        "'ignore' is not one of ['stop', 'drop']",
+    ),
     ("datasets: {ailerons: {target_transform: log10}}", "datasets.ailerons.target_transform", "did you mean 'log'?"),
     # every other mapping
     ("method: [least_squares]", "method", "did you mean 'methods'?"),
@@ -86,7 +110,11 @@ BAD = [
     ("end_to_end: {lamda_kl: 0.1}", "end_to_end.lamda_kl", "did you mean 'lambda_kl'?"),
     ("sweeps: {lamda_kl: {enabled: false}}", "sweeps.lamda_kl", "did you mean 'lambda_kl'?"),
     ("sweeps: {lr: {grids: [0.1]}}", "sweeps.lr.grids", "did you mean 'grid'?"),
-    ("sweeps: {lambda_kl: {figure_datset: diamonds}}", "sweeps.lambda_kl.figure_datset", "did you mean 'figure_dataset'?"),
+    (
+        "sweeps: {lambda_kl: {figure_datset: diamonds}}",
+        "sweeps.lambda_kl.figure_datset",
+        "did you mean 'figure_dataset'?",
+    ),
     ("sweeps: {k: {method: [soft_binning]}}", "sweeps.k.method", "did you mean 'methods'?"),
     ("significance: {refernce: huber}", "significance.refernce", "did you mean 'reference'?"),
     ("figures: {kk: 5}", "figures.kk", "did you mean 'k'?"),
@@ -123,10 +151,34 @@ def test_every_preset_and_config_yaml_are_accepted(preset):
 def test_every_dataset_key_the_docs_name_is_accepted_by_its_source():
     """The keys the README and docs/datasets.md use in examples, on the sources they belong to."""
     entries = {
-        "mine": {**MINE, "code": "MI", "drop": ["b"], "min_distinct": 5, "target_transform": "log", "extreme_values": "drop",
-                 "separator": ";", "sha256": "0" * 64, "enabled": True, "model": "mlp"},
-        "concrete": {"source": "uci", "id": 165, "target": "strength", "served_target_transform": "none", "sha256": "0" * 64},
-        "synth": {"source": "synthetic", "n": 100, "features": 6, "targets": 1, "noise": 0.1, "seed": 3, "drop": ["x6"]},
+        "mine": {
+            **MINE,
+            "code": "MI",
+            "drop": ["b"],
+            "min_distinct": 5,
+            "target_transform": "log",
+            "extreme_values": "drop",
+            "separator": ";",
+            "sha256": "0" * 64,
+            "enabled": True,
+            "model": "mlp",
+        },
+        "concrete": {
+            "source": "uci",
+            "id": 165,
+            "target": "strength",
+            "served_target_transform": "none",
+            "sha256": "0" * 64,
+        },
+        "synth": {
+            "source": "synthetic",
+            "n": 100,
+            "features": 6,
+            "targets": 1,
+            "noise": 0.1,
+            "seed": 3,
+            "drop": ["x6"],
+        },
         "retina": {"source": "medmnist", "flag": "retinamnist", "size": 28, "model": "cnn", "sha256": "0" * 64},
         "bundled": {"source": "sklearn", "name": "diabetes", "target": "target", "extreme_values": "stop"},
     }
@@ -140,6 +192,8 @@ def test_a_typo_in_a_dataset_entry_stops_snakemake_before_any_job(tmp_path):
     proc = snakemake(workdir, "-n", "--configfile", "presets/tiny.yaml", "typo.yaml", check=False)
     err = proc.stdout + proc.stderr
     assert proc.returncode != 0
-    assert "Invalid configuration: config key 'datasets.diabetes.dorp': not a key of a dataset of source sklearn " \
-           "(did you mean 'drop'?)" in err, err
+    assert (
+        "Invalid configuration: config key 'datasets.diabetes.dorp': not a key of a dataset of source sklearn "
+        "(did you mean 'drop'?)" in err
+    ), err
     assert not (workdir / "results").exists()

@@ -108,7 +108,7 @@ def test_fault_damaged_run_file_stops_the_workflow_and_is_rebuilt_once_deleted(t
     proc = snakemake(copy, *args, check=False)
     assert proc.returncode != 0
     log = (copy / "results/tiny/logs/aggregate.log").read_text()
-    assert f"results/tiny/runs/diabetes/least_squares/seed0.json is damaged or unreadable (JSONDecodeError" in log
+    assert "results/tiny/runs/diabetes/least_squares/seed0.json is damaged or unreadable (JSONDecodeError" in log
     assert "delete it and run the workflow again" in log
     run_file.unlink()
     proc = snakemake(copy, *args)

@@ -39,7 +39,9 @@ def run(tmp_path, frame, **spec):
     spec = {"source": "file", "path": str(path), "target": "y", **spec}
     out = tmp_path / "prepared"
     lines = []
-    result = prepare_dataset("mine", spec, SPLIT, tmp_path / "cache", out / "mine.npz", out / "mine.json", log=lines.append)
+    result = prepare_dataset(
+        "mine", spec, SPLIT, tmp_path / "cache", out / "mine.npz", out / "mine.json", log=lines.append
+    )
     return result, lines
 
 
@@ -53,8 +55,7 @@ BAD = {  # id: (changes, words the message must contain)
     "feature-two-rows": ({"a": {int(TRAIN[1]): 1e30, int(TEST[1]): 2e30}}, "feature column 'a' has 2 row(s)"),
     "target-far-outside": ({"y": {int(TRAIN[3]): 1e12}}, "target column 'y' has 1 row(s)"),
     "target-beyond-float32-test-row": ({"y": {int(TEST[3]): -1e39}}, "target column 'y' has 1 row(s)"),
-    "feature-and-target": ({"a": {int(TRAIN[0]): 1e30}, "y": {int(TEST[0]): 1e15}},
-                           "feature column 'a' has 1 row(s)"),
+    "feature-and-target": ({"a": {int(TRAIN[0]): 1e30}, "y": {int(TEST[0]): 1e15}}, "feature column 'a' has 1 row(s)"),
 }
 
 

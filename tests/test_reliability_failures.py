@@ -15,16 +15,24 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from reliability_helpers import (FAILING_ARGS, FAILING_TARGET, SHARED_UMASK, failing_run, prepared_diabetes,  # noqa: F401
-                                 snakemake_with_umask, with_arrays, workflow_config)
+from reliability_helpers import (  # noqa: F401
+    FAILING_ARGS,
+    FAILING_TARGET,
+    SHARED_UMASK,
+    failing_run,
+    prepared_diabetes,
+    snakemake_with_umask,
+    with_arrays,
+    workflow_config,
+)
 from targetcodec.io import DamagedFile
 from targetcodec.report.aggregate import failed_run_lines, load_runs
 from targetcodec.report.outputs import OUTPUTS, ReportSettings
 from targetcodec.report.tables import write_lambda_table
 from targetcodec.train.failures import failure_of, mean_predictor_val_mae
 from targetcodec.train.jobs import sweep_configuration, train_configuration
-from targetcodec.train.settings import TrainingJob, job_params
 from targetcodec.train.selection import NothingToSelect, select_best
+from targetcodec.train.settings import TrainingJob, job_params
 
 GOOD_LR, BAD_LR = 1e-2, 1000.0
 
@@ -38,7 +46,9 @@ def train(folder, data, label, seeds, lr, lines=None):
     config = workflow_config({"training": {"mlp": {"lr": lr}}, "sweeps": {"lr": {"enabled": False}}})
     outputs = [str(folder / "runs" / "diabetes" / label / f"seed{s}.json") for s in seeds]
     job = TrainingJob.from_params(job_params(config, "diabetes", label))
-    train_configuration(job, seeds, data, None, outputs, log=(lines if lines is not None else []).append, workflow_dir=folder)
+    train_configuration(
+        job, seeds, data, None, outputs, log=(lines if lines is not None else []).append, workflow_dir=folder
+    )
     return outputs
 
 
@@ -61,20 +71,36 @@ def test_finite_divergence_is_recorded_as_failed_and_left_out_of_table3(prepared
     record = json.loads(open(blown[0]).read())
     assert record["failed"] and not record["diverged"]  # large but finite: the case the issue found in Table 3
     assert record["metrics"]["val_mae"] > 1 and "no better than predicting the training mean" in record["failure"]
-    assert record["mean_predictor_val_mae"] == pytest.approx(mean_predictor_val_mae(*(np.load(prepared)[k] for k in ("y_train", "y_val"))))
+    assert record["mean_predictor_val_mae"] == pytest.approx(
+        mean_predictor_val_mae(*(np.load(prepared)[k] for k in ("y_train", "y_val")))
+    )
     assert not json.loads(open(ok[0]).read())["failed"]
     assert any("FAILED run seed 1 (lr 1000" in line for line in lines), lines  # the job log names it
 
     frame = load_runs(ok + blown + huber)
     assert list(frame["failed"]) == [False, True, True, True]
     assert frame.loc[frame["failed"], "test_mae"].isna().all()  # never averaged, in any table or figure
-    assert len(failed_run_lines(frame)) == 3 and "diabetes / least_squares / seed 1: best validation MAE" in failed_run_lines(frame)[0]
+    assert (
+        len(failed_run_lines(frame)) == 3
+        and "diabetes / least_squares / seed 1: best validation MAE" in failed_run_lines(frame)[0]
+    )
 
-    settings = ReportSettings(datasets=["diabetes"], codes={"diabetes": "DB"}, configurations=["least_squares", "huber"],
-                              labels={}, k=5, alpha=0.05, reference="least_squares")
+    settings = ReportSettings(
+        datasets=["diabetes"],
+        codes={"diabetes": "DB"},
+        configurations=["least_squares", "huber"],
+        labels={},
+        k=5,
+        alpha=0.05,
+        reference="least_squares",
+    )
     OUTPUTS["table3_mae"].make(frame, str(tmp_path / "table3_mae"), settings, print)
     md = (tmp_path / "table3_mae.md").read_text()
-    cells = {line.split("|")[1].strip(): line.split("|")[2].strip() for line in md.splitlines()[2:] if line.startswith("| ") and "---" not in line}
+    cells = {
+        line.split("|")[1].strip(): line.split("|")[2].strip()
+        for line in md.splitlines()[2:]
+        if line.startswith("| ") and "---" not in line
+    }
     ok_mae = json.loads(open(ok[0]).read())["metrics"]["test_mae"]
     assert cells["Least Squares"] == f"{ok_mae:.3f} ± n/a (1/2)"  # one seed: the failed one is not in the mean
     assert cells["Huber Loss"] == "failed (0/2)"
@@ -133,7 +159,10 @@ def test_a_sweep_whose_every_value_failed_stops_with_dataset_configuration_and_p
     with pytest.raises(NothingToSelect) as error:
         sweep(tmp_path, prepared, [300.0, BAD_LR], [])
     message = str(error.value)
-    assert "sweep of lr for dataset 'diabetes', configuration 'least_squares': all 4 runs of every value (300, 1000) failed" in message
+    assert (
+        "sweep of lr for dataset 'diabetes', configuration 'least_squares': all 4 runs of every value (300, 1000) failed"
+        in message
+    )
     assert "config key 'sweeps.lr.grid'" in message
     assert not (tmp_path / "sweep.parquet").exists() and not (tmp_path / "selected.json").exists()
 
@@ -143,17 +172,30 @@ def sweep_rows(values):
     rows = []
     for value, maes in values.items():
         for seed, mae in enumerate(maes):
-            rows.append({"dataset": "d", "configuration": "end_to_end-k5", "k": 5, "lambda_kl": value, "seed": 1000 + seed,
-                         "val_mae": mae if mae is not None else 9e3, "failed": mae is None,
-                         "failure": "no better than predicting the training mean" if mae is None else ""})
+            rows.append(
+                {
+                    "dataset": "d",
+                    "configuration": "end_to_end-k5",
+                    "k": 5,
+                    "lambda_kl": value,
+                    "seed": 1000 + seed,
+                    "val_mae": mae if mae is not None else 9e3,
+                    "failed": mae is None,
+                    "failure": "no better than predicting the training mean" if mae is None else "",
+                }
+            )
     return pd.DataFrame(rows).assign(param="lambda_kl")
 
 
 def test_failed_runs_rank_a_value_last_and_are_never_averaged():
     # 0.1 has the best run but a failed one; 1.0 has no failure; 3.0 failed entirely (its stale
     # finite MAE would be the smallest mean if failures were averaged)
-    chosen = select_best(sweep_rows({0.1: [0.05, None], 1.0: [0.30, 0.32], 3.0: [None, None]}).assign(
-        val_mae=[0.05, 9e3, 0.30, 0.32, 0.01, 0.01]), "lambda_kl")
+    chosen = select_best(
+        sweep_rows({0.1: [0.05, None], 1.0: [0.30, 0.32], 3.0: [None, None]}).assign(
+            val_mae=[0.05, 9e3, 0.30, 0.32, 0.01, 0.01]
+        ),
+        "lambda_kl",
+    )
     assert chosen["value"] == 1.0
     assert chosen["mean_val_mae"] == {"0.1": 0.05, "1.0": pytest.approx(0.31), "3.0": None}
     # where every value has failures, the fewest failures win, never a value whose runs all failed
@@ -168,7 +210,7 @@ def test_table6_cannot_print_a_value_where_every_run_failed(tmp_path):
 
 
 @pytest.mark.slow
-def test_the_workflow_tables_failed_runs_as_failed_and_stops_a_sweep_that_failed(failing_run):
+def test_the_workflow_tables_failed_runs_as_failed_and_stops_a_sweep_that_failed(failing_run):  # noqa: F811 (a fixture)
     """Snakemake on a small config: every reported run blows up (learning rate 1000). Table 3 is
     made, with every cell "failed (0/2)" and the aggregate log naming each run; then with the
     learning-rate sweep on a grid where everything fails, the sweep job fails with a message."""
@@ -179,8 +221,15 @@ def test_the_workflow_tables_failed_runs_as_failed_and_stops_a_sweep_that_failed
     assert "4 failed" in log and log.count("FAILED diabetes / ") == 4
     assert all(json.loads(p.read_text())["failed"] for p in (results / "runs").rglob("seed*.json"))
 
-    proc = snakemake_with_umask(SHARED_UMASK, workdir, FAILING_TARGET, *FAILING_ARGS, "--config",
-                                "sweeps={lr: {enabled: true, grid: [300.0, 1000.0], seeds: 2}}", check=False)
+    proc = snakemake_with_umask(
+        SHARED_UMASK,
+        workdir,
+        FAILING_TARGET,
+        *FAILING_ARGS,
+        "--config",
+        "sweeps={lr: {enabled: true, grid: [300.0, 1000.0], seeds: 2}}",
+        check=False,
+    )
     assert proc.returncode != 0
     sweep_log = (results / "logs" / "sweep" / "lr" / "diabetes" / "least_squares.log").read_text()
     assert "sweep of lr for dataset 'diabetes', configuration 'least_squares': all 4 runs of every value" in sweep_log

@@ -22,8 +22,15 @@ def refused(tmp_path, write, name="mine.csv") -> str:
     write(path)
     out = tmp_path / "prepared"
     with pytest.raises(DataSourceError) as error:
-        prepare_dataset("mine", {"source": "file", "path": str(path), "target": "y"}, SPLIT, tmp_path, out / "mine.npz",
-                        out / "mine.json", log=lambda message: None)
+        prepare_dataset(
+            "mine",
+            {"source": "file", "path": str(path), "target": "y"},
+            SPLIT,
+            tmp_path,
+            out / "mine.npz",
+            out / "mine.json",
+            log=lambda message: None,
+        )
     assert not out.exists() and not leftovers(tmp_path)
     return str(error.value)
 
@@ -35,7 +42,9 @@ def frame(n):
 
 def test_bad_data_is_refused_too_few_rows_names_the_rows_not_the_features(tmp_path):
     message = refused(tmp_path, lambda p: frame(8).to_csv(p, index=False))
-    assert "file " in message and "mine.csv has 8 rows: too few for a train/val/test split (need 30)" in message, message
+    assert "file " in message and "mine.csv has 8 rows: too few for a train/val/test split (need 30)" in message, (
+        message
+    )
     assert "feature" not in message
 
 
@@ -57,7 +66,9 @@ def test_bad_data_is_refused_one_bad_string_in_a_numeric_target_is_shown(tmp_pat
         table.to_csv(path, index=False)
 
     message = refused(tmp_path, write)
-    assert "target column 'y' is not numeric: 1 of 200 values are not numbers (e.g. '12,5' in row 17;" in message, message
+    assert "target column 'y' is not numeric: 1 of 200 values are not numbers (e.g. '12,5' in row 17;" in message, (
+        message
+    )
 
 
 def test_bad_data_is_refused_several_bad_strings_are_counted_with_examples(tmp_path):

@@ -25,12 +25,18 @@ from targetcodec.io import atomic_save_npz, atomic_write_json, atomic_write_text
 def writers(folder):
     def checkpoint(path):
         from conftest import make_split
-
         from targetcodec.pack import TrainingStopped, stop_after_epoch
 
         with stop_after_epoch(1), contextlib.suppress(TrainingStopped):  # a job killed after its first checkpoint
-            train_pack(make_split(n=80), METHODS["least_squares"], [RunSpec(seed=0)], architecture=Architecture(width=4),
-                       training=TrainingConfig(batch_size=32, max_epochs=3), checkpoint=path, checkpoint_every=1)
+            train_pack(
+                make_split(n=80),
+                METHODS["least_squares"],
+                [RunSpec(seed=0)],
+                architecture=Architecture(width=4),
+                training=TrainingConfig(batch_size=32, max_epochs=3),
+                checkpoint=path,
+                checkpoint_every=1,
+            )
 
     def figure(path):
         import matplotlib.pyplot as plt

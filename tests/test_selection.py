@@ -11,12 +11,14 @@ from targetcodec.train.selection import select_best
 
 
 def test_select_best_picks_lowest_mean_validation_mae():
-    runs = pd.DataFrame({
-        "lr": [1e-4, 1e-4, 1e-3, 1e-3, 1e-2, 1e-2],
-        "seed": [1000, 1001] * 3,
-        # 1e-3 has the lowest mean (0.15) although 1e-2 has the single best run (0.05)
-        "val_mae": [0.30, 0.32, 0.10, 0.20, 0.05, 0.40],
-    })
+    runs = pd.DataFrame(
+        {
+            "lr": [1e-4, 1e-4, 1e-3, 1e-3, 1e-2, 1e-2],
+            "seed": [1000, 1001] * 3,
+            # 1e-3 has the lowest mean (0.15) although 1e-2 has the single best run (0.05)
+            "val_mae": [0.30, 0.32, 0.10, 0.20, 0.05, 0.40],
+        }
+    )
     chosen = select_best(runs, "lr")
     assert chosen["value"] == 1e-3
     assert chosen["mean_val_mae"][repr(1e-3)] == pytest.approx(0.15)
@@ -50,10 +52,34 @@ def test_markers_say_better_or_worse():
     rows = []
     for s in seeds:
         rows += [
-            {"configuration": "least_squares", "method": "least_squares", "dataset": "d", "seed": s, "test_mae": 0.5 + 0.01 * s},
-            {"configuration": "end_to_end-k5", "method": "end_to_end", "dataset": "d", "seed": s, "test_mae": 0.4 + 0.01 * s},
-            {"configuration": "hard_binning-k5", "method": "hard_binning", "dataset": "d", "seed": s, "test_mae": 0.6 + 0.011 * s},
-            {"configuration": "huber", "method": "huber", "dataset": "d", "seed": s, "test_mae": 0.5 + 0.01 * s + (-1) ** s * 1e-3},
+            {
+                "configuration": "least_squares",
+                "method": "least_squares",
+                "dataset": "d",
+                "seed": s,
+                "test_mae": 0.5 + 0.01 * s,
+            },
+            {
+                "configuration": "end_to_end-k5",
+                "method": "end_to_end",
+                "dataset": "d",
+                "seed": s,
+                "test_mae": 0.4 + 0.01 * s,
+            },
+            {
+                "configuration": "hard_binning-k5",
+                "method": "hard_binning",
+                "dataset": "d",
+                "seed": s,
+                "test_mae": 0.6 + 0.011 * s,
+            },
+            {
+                "configuration": "huber",
+                "method": "huber",
+                "dataset": "d",
+                "seed": s,
+                "test_mae": 0.5 + 0.01 * s + (-1) ** s * 1e-3,
+            },
         ]
     markers = significance_markers(pd.DataFrame(rows), "mae", 0.05, higher_is_better=False)
     assert markers == {("end_to_end-k5", "d"): " (+)", ("hard_binning-k5", "d"): " (-)"}
@@ -67,12 +93,20 @@ def test_a_selected_lambda_without_a_sweep_result():
     value (Appendix B) where the runs come before its sweep, or do not depend on it."""
     from targetcodec.train.settings import TrainingJob, job_params
 
-    config = {"datasets": {"d": {"source": "synthetic"}}, "split": {"seed": 0}, "huber_delta": 1.0,
-              "architecture": {"mlp": {"width": 8, "depth": 1, "dropout": 0.0}},
-              "training": {"grad_clip": 1.0, "schedule": "cosine", "warmup_fraction": 0.05,
-                           "mlp": {"lr": 1e-3, "batch_size": 32, "max_epochs": 2, "patience": 2, "weight_decay": 0.0}},
-              "codec": {"init_lambda_sigma": 1.0, "soft_binning_lambda_sigma": 0.5, "alpha": 1e-6, "weight_decay": 1e-4},
-              "end_to_end": {"lambda_kl": "selected", "lambda_auto": "selected", "lambda_pred": 1.0, "codec_init": "grid"}}
+    config = {
+        "datasets": {"d": {"source": "synthetic"}},
+        "split": {"seed": 0},
+        "huber_delta": 1.0,
+        "architecture": {"mlp": {"width": 8, "depth": 1, "dropout": 0.0}},
+        "training": {
+            "grad_clip": 1.0,
+            "schedule": "cosine",
+            "warmup_fraction": 0.05,
+            "mlp": {"lr": 1e-3, "batch_size": 32, "max_epochs": 2, "patience": 2, "weight_decay": 0.0},
+        },
+        "codec": {"init_lambda_sigma": 1.0, "soft_binning_lambda_sigma": 0.5, "alpha": 1e-6, "weight_decay": 1e-4},
+        "end_to_end": {"lambda_kl": "selected", "lambda_auto": "selected", "lambda_pred": 1.0, "codec_init": "grid"},
+    }
     e2e = TrainingJob.from_params(job_params(config, "d", "end_to_end-k5"))
     with pytest.raises(ValueError, match="config key 'end_to_end.lambda_kl' is 'selected'"):
         e2e.run_specs([0])
@@ -86,19 +120,31 @@ def test_a_job_reads_only_what_its_method_reads():
     """The params of a job (its rerun trigger) hold its method's settings and no other method's."""
     from targetcodec.train.settings import TrainingJob, job_params
 
-    config = {"datasets": {"d": {"source": "synthetic"}}, "split": {"seed": 0}, "huber_delta": 2.0,
-              "architecture": {"mlp": {"width": 8, "depth": 1, "dropout": 0.0}},
-              "training": {"grad_clip": 1.0, "schedule": "cosine", "warmup_fraction": 0.05,
-                           "mlp": {"lr": 1e-3, "batch_size": 32, "max_epochs": 2, "patience": 2, "weight_decay": 0.0}},
-              "codec": {"init_lambda_sigma": 1.0, "soft_binning_lambda_sigma": 0.25, "alpha": 1e-6, "weight_decay": 1e-4},
-              "end_to_end": {"lambda_kl": 0.5, "lambda_auto": 1.0, "lambda_pred": 1.0, "codec_init": "grid"}}
+    config = {
+        "datasets": {"d": {"source": "synthetic"}},
+        "split": {"seed": 0},
+        "huber_delta": 2.0,
+        "architecture": {"mlp": {"width": 8, "depth": 1, "dropout": 0.0}},
+        "training": {
+            "grad_clip": 1.0,
+            "schedule": "cosine",
+            "warmup_fraction": 0.05,
+            "mlp": {"lr": 1e-3, "batch_size": 32, "max_epochs": 2, "patience": 2, "weight_decay": 0.0},
+        },
+        "codec": {"init_lambda_sigma": 1.0, "soft_binning_lambda_sigma": 0.25, "alpha": 1e-6, "weight_decay": 1e-4},
+        "end_to_end": {"lambda_kl": 0.5, "lambda_auto": 1.0, "lambda_pred": 1.0, "codec_init": "grid"},
+    }
     huber = job_params(config, "d", "huber")
     assert huber["method"] == {"huber_delta": 2.0} and "codec_seed" not in huber
     assert TrainingJob.from_params(huber).settings.huber_delta == 2.0
     soft = TrainingJob.from_params(job_params(config, "d", "soft_binning-k5"))
-    assert soft.settings.soft_binning_lambda_sigma == 0.25 and soft.job["method"] == {"codec.soft_binning_lambda_sigma": 0.25}
+    assert soft.settings.soft_binning_lambda_sigma == 0.25 and soft.job["method"] == {
+        "codec.soft_binning_lambda_sigma": 0.25
+    }
     assert soft.configuration.display(soft.settings) == "Soft Binning Classification $\\lambda_\\sigma = 0.25$ k = 5"
     e2e = TrainingJob.from_params(job_params(config, "d", "end_to_end-k5"))
     assert e2e.run_defaults["lambda_kl"] == 0.5 and e2e.training.codec_weight_decay == 1e-4
     config["codec"]["pretrain"] = {"steps": 10}
-    assert "codec" in job_params(config, "d", "trained_codec-k5") and "codec" not in job_params(config, "d", "end_to_end-k5")
+    assert "codec" in job_params(config, "d", "trained_codec-k5") and "codec" not in job_params(
+        config, "d", "end_to_end-k5"
+    )

@@ -41,9 +41,14 @@ def slurm_env():
         if start.returncode == SKIP_CLUSTER and os.environ.get("TARGETCODEC_SLURM") != "require":
             pytest.skip(start.stderr.strip().splitlines()[-1])
         assert start.returncode == 0, f"tests/slurm/cluster.sh start failed:\n{start.stdout}\n{start.stderr}"
-    env = dict(os.environ, SLURM_CONF=str(STATE / "etc" / "slurm.conf"), SBATCH_PARTITION=PARTITION,
-               SBATCH_ACCOUNT=ACCOUNT, PYTHONPATH=str(REPO),
-               PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")  # jobs inherit it
+    env = dict(
+        os.environ,
+        SLURM_CONF=str(STATE / "etc" / "slurm.conf"),
+        SBATCH_PARTITION=PARTITION,
+        SBATCH_ACCOUNT=ACCOUNT,
+        PYTHONPATH=str(REPO),
+        PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+    )  # jobs inherit it
     yield env
     if not running:
         subprocess.run([CLUSTER, "stop"], timeout=300, check=True)
@@ -52,8 +57,21 @@ def slurm_env():
 def snakemake_command(*args, limit: int) -> list[str]:
     """Snakemake with the SLURM profile under a hard limit: TERM (it cancels its jobs), KILL 10 s later
     (it can hang, deaf to TERM, when sacct fails)."""
-    return ["timeout", "-k", "10", "-s", "TERM", str(limit), sys.executable, "-m", "snakemake",
-            "--profile", "profiles/slurm", *FAST_POLLING, *args]
+    return [
+        "timeout",
+        "-k",
+        "10",
+        "-s",
+        "TERM",
+        str(limit),
+        sys.executable,
+        "-m",
+        "snakemake",
+        "--profile",
+        "profiles/slurm",
+        *FAST_POLLING,
+        *args,
+    ]
 
 
 def slurm_snakemake(workdir, env, *args, limit=900) -> subprocess.CompletedProcess:
@@ -64,8 +82,14 @@ def slurm_snakemake(workdir, env, *args, limit=900) -> subprocess.CompletedProce
 
 def sacct(env, *args) -> list[list[str]]:
     since = (dt.datetime.now() - dt.timedelta(days=1)).strftime("%Y-%m-%dT%H:%M")
-    out = subprocess.run(["sacct", "--parsable2", "--noheader", "--starttime", since, *args], env=env,
-                         capture_output=True, text=True, check=True, timeout=60).stdout
+    out = subprocess.run(
+        ["sacct", "--parsable2", "--noheader", "--starttime", since, *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    ).stdout
     return [line.split("|") for line in out.splitlines() if line]
 
 
@@ -83,8 +107,12 @@ def tiny_slurm_run(slurm_env, tmp_path_factory):
     assert proc.returncode == 0, output[-8000:]
     print(f"tiny preset through SLURM: {time.perf_counter() - started:.0f} s")
     run_id = re.search(r"SLURM run ID: (\S+)", output)[1]
-    jobs = [dict(zip(["id", "state", "partition", "account", "tres", "comment"], row))
-            for row in sacct(slurm_env, "-X", "--name", run_id, "--format=JobIDRaw,State,Partition,Account,AllocTRES,Comment")]
+    jobs = [
+        dict(zip(["id", "state", "partition", "account", "tres", "comment"], row))
+        for row in sacct(
+            slurm_env, "-X", "--name", run_id, "--format=JobIDRaw,State,Partition,Account,AllocTRES,Comment"
+        )
+    ]
     return workdir, output, jobs
 
 
@@ -129,9 +157,17 @@ def test_a_failing_job_fails_the_workflow_and_names_its_logs(slurm_env, tmp_path
     # a file without the target column: the DAG is fine, the prepare job fails on the cluster
     (workdir / "broken.csv").write_text("a,b\n" + "".join(f"{i},{i % 7}\n" for i in range(50)))
     (workdir / "broken.yaml").write_text(
-        "datasets:\n  broken: {source: file, path: broken.csv, target: no_such_column}\nrun_datasets: [broken]\n")
-    proc = slurm_snakemake(workdir, slurm_env, "results/tiny/prepared/broken.npz",
-                           "--configfile", "presets/tiny.yaml", "broken.yaml", limit=300)
+        "datasets:\n  broken: {source: file, path: broken.csv, target: no_such_column}\nrun_datasets: [broken]\n"
+    )
+    proc = slurm_snakemake(
+        workdir,
+        slurm_env,
+        "results/tiny/prepared/broken.npz",
+        "--configfile",
+        "presets/tiny.yaml",
+        "broken.yaml",
+        limit=300,
+    )
     output = proc.stdout + proc.stderr
     assert proc.returncode != 0
     assert "Error in rule prepare" in output
@@ -170,14 +206,21 @@ def test_a_requeued_training_job_resumes_from_its_checkpoint(slurm_env, tmp_path
     uninterrupted = {p.name: json.loads(p.read_text()) for p in runs.glob("seed*.json")}
     shutil.rmtree(runs)
 
-    run = subprocess.Popen(snakemake_command(target, *config, limit=600), cwd=workdir,
-                           env=slurm_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    run = subprocess.Popen(
+        snakemake_command(target, *config, limit=600),
+        cwd=workdir,
+        env=slurm_env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     try:
         wait_until(lambda: checkpoint.exists() or run.poll() is not None, 600)
         assert run.poll() is None, f"the workflow ended before the job saved a checkpoint:\n{run.stdout.read()}"
         assert not runs.exists() or not list(runs.iterdir())  # nothing counts as done yet
-        squeue = subprocess.run(["squeue", "-h", "-o", "%i|%k"], env=slurm_env, capture_output=True, text=True,
-                                timeout=60).stdout
+        squeue = subprocess.run(
+            ["squeue", "-h", "-o", "%i|%k"], env=slurm_env, capture_output=True, text=True, timeout=60
+        ).stdout
         job = next(line.split("|")[0] for line in squeue.splitlines() if rule_of(line.split("|")[1]) == "train")
         subprocess.run(["scontrol", "requeue", job], env=slurm_env, check=True, timeout=60)
         # SLURM holds a requeued job back for two minutes; let it start again at once.
@@ -206,8 +249,9 @@ def test_a_requeued_training_job_resumes_from_its_checkpoint(slurm_env, tmp_path
 
 
 def job_state(env, job: str) -> str:
-    return subprocess.run(["squeue", "-h", "-j", job, "-o", "%T"], env=env, capture_output=True, text=True,
-                          timeout=60).stdout.strip()
+    return subprocess.run(
+        ["squeue", "-h", "-j", job, "-o", "%T"], env=env, capture_output=True, text=True, timeout=60
+    ).stdout.strip()
 
 
 def wait_until(condition, seconds: float) -> None:
@@ -224,18 +268,42 @@ def test_the_osv5m_stage_runs_through_its_profile(slurm_env, tmp_path):
 
     data = write_standin(tmp_path / "standin", "wds", train=600, test=100, dim=16, shard_size=300)
     workdir = copy_workflow(tmp_path / "wf")
-    env = dict(slurm_env, OSV5M_TRAIN_MEM_MB="500", OSV5M_TRAIN_CPUS="1", OSV5M_TRAIN_RUNTIME="20",
-               OSV5M_PREPARE_MEM_MB="500", OSV5M_PREPARE_RUNTIME="20")
-    command = ["timeout", "-k", "10", "-s", "TERM", "600", sys.executable, "-m", "snakemake", "--profile", "profiles/osv5m",
-               *FAST_POLLING, "--configfile", "presets/osv5m_standin.yaml", "--config", f"osv5m_dir={data}",
-               "osv5m={seeds: 2, methods: [least_squares, end_to_end], head: {width: 8, depth: 1, expansion: 2}, "
-               "batch_size: 64, examples: 1280, warmup_steps: 5, lr: 0.003, training_resources: {gpu: 1, cpus_per_task: 1}}"]
+    env = dict(
+        slurm_env,
+        OSV5M_TRAIN_MEM_MB="500",
+        OSV5M_TRAIN_CPUS="1",
+        OSV5M_TRAIN_RUNTIME="20",
+        OSV5M_PREPARE_MEM_MB="500",
+        OSV5M_PREPARE_RUNTIME="20",
+    )
+    command = [
+        "timeout",
+        "-k",
+        "10",
+        "-s",
+        "TERM",
+        "600",
+        sys.executable,
+        "-m",
+        "snakemake",
+        "--profile",
+        "profiles/osv5m",
+        *FAST_POLLING,
+        "--configfile",
+        "presets/osv5m_standin.yaml",
+        "--config",
+        f"osv5m_dir={data}",
+        "osv5m={seeds: 2, methods: [least_squares, end_to_end], head: {width: 8, depth: 1, expansion: 2}, "
+        "batch_size: 64, examples: 1280, warmup_steps: 5, lr: 0.003, training_resources: {gpu: 1, cpus_per_task: 1}}",
+    ]
     proc = subprocess.run(command, cwd=workdir, env=env, capture_output=True, text=True)
     output = proc.stdout + proc.stderr
     assert proc.returncode == 0, output[-8000:]
     run_id = re.search(r"SLURM run ID: (\S+)", output)[1]
-    jobs = [dict(zip(["state", "tres", "comment", "timelimit"], row))
-            for row in sacct(slurm_env, "-X", "--name", run_id, "--format=State,AllocTRES,Comment,Timelimit")]
+    jobs = [
+        dict(zip(["state", "tres", "comment", "timelimit"], row))
+        for row in sacct(slurm_env, "-X", "--name", run_id, "--format=State,AllocTRES,Comment,Timelimit")
+    ]
     rules = Counter(rule_of(job["comment"]) for job in jobs)
     assert rules == {"osv5m_prepare": 1, "osv5m_train": 2, "osv5m_report": 1}, rules
     assert {job["state"] for job in jobs} == {"COMPLETED"}

@@ -35,7 +35,19 @@ def test_the_breakdown_of_a_training_job(tmp_path):
         "2026-12-01 04:00:00.000 start-up: 2.500 s (process start to this line: ...)\n"
         "2026-12-01 04:00:01.000 device: cpu\n"
         "2026-12-01 04:00:06.750 timing: set-up 0.500 s, training 5.000 s, evaluation 0.250 s; 20 run-epochs trained of 2 x 10\n"
-        "2026-12-01 04:00:07.250 job done: 7.250 s after start-up\n")
+        "2026-12-01 04:00:07.250 job done: 7.250 s after start-up\n"
+    )
     part = load_grid_benchmark().job_breakdown(log, wall=10.0)
-    assert part == pytest.approx({"jobs": 1, "wall": 10.0, "start-up": 2.5, "data loading": 1.0, "set-up": 0.5,
-                                  "training": 5.0, "evaluation": 0.25, "writing": 0.5, "rest of the job": 0.25})
+    assert part == pytest.approx(
+        {
+            "jobs": 1,
+            "wall": 10.0,
+            "start-up": 2.5,
+            "data loading": 1.0,
+            "set-up": 0.5,
+            "training": 5.0,
+            "evaluation": 0.25,
+            "writing": 0.5,
+            "rest of the job": 0.25,
+        }
+    )

@@ -5,7 +5,16 @@ import pytest
 import torch
 
 from conftest import make_split
-from targetcodec import METHODS, Architecture, MethodSettings, RunSpec, TargetCodecRegressor, TrainingConfig, codec_for_method, train_pack
+from targetcodec import (
+    METHODS,
+    Architecture,
+    MethodSettings,
+    RunSpec,
+    TargetCodecRegressor,
+    TrainingConfig,
+    codec_for_method,
+    train_pack,
+)
 from targetcodec.codec import initial_codec, pretrain_codec
 from targetcodec.pack import TrainingStopped, stop_after_epoch
 
@@ -29,8 +38,9 @@ def test_every_method_beats_the_training_mean(problem, method_name):
     settings = MethodSettings(softmax_decoder_init="grid")
     codec = codec_for_method(method, data.y_train, k, settings, pretrained)
     runs = [RunSpec(seed=s, lr=3e-3) for s in (0, 1)]
-    results = train_pack(data, method, runs, k=k, codec=codec, architecture=Architecture(width=64), training=TRAINING,
-                         settings=settings)
+    results = train_pack(
+        data, method, runs, k=k, codec=codec, architecture=Architecture(width=64), training=TRAINING, settings=settings
+    )
     mean_mae = np.abs(data.y_test - data.y_train.mean(0)).mean()
     for r in results:
         assert r.metrics["test_mae"] < 0.6 * mean_mae, (method_name, r.metrics["test_mae"], mean_mae)
@@ -46,8 +56,13 @@ def test_resume_after_a_crash_gives_the_same_runs(tmp_path):
     codec = codec_for_method(method, data.y_train, 5, MethodSettings())
     # the diverging run stops at epoch 4 (patience), so the checkpoint of epoch 6 holds a compacted pack
     runs = [RunSpec(seed=0, lr=3e-3), RunSpec(seed=1, lr=float("nan")), RunSpec(seed=2, lr=1e-2)]
-    kwargs = dict(k=5, codec=codec, architecture=Architecture(width=16), dtype=torch.float64,
-                  training=TrainingConfig(batch_size=32, max_epochs=12, patience=4))
+    kwargs = dict(
+        k=5,
+        codec=codec,
+        architecture=Architecture(width=16),
+        dtype=torch.float64,
+        training=TrainingConfig(batch_size=32, max_epochs=12, patience=4),
+    )
     straight = train_pack(data, method, runs, **kwargs)
     assert straight[1].epochs_trained == 4 and straight[0].epochs_trained > 6
     ckpt = tmp_path / "pack.ckpt"
@@ -81,11 +96,20 @@ def test_runs_that_stop_leave_the_pack_without_changing_the_others():
     data = make_split()
     method = METHODS["soft_binning"]
     codec = codec_for_method(method, data.y_train, 5, MethodSettings())
-    kwargs = dict(k=5, codec=codec, architecture=Architecture(width=16, depth=2),
-                  training=TrainingConfig(batch_size=32, max_epochs=10, patience=3))
+    kwargs = dict(
+        k=5,
+        codec=codec,
+        architecture=Architecture(width=16, depth=2),
+        training=TrainingConfig(batch_size=32, max_epochs=10, patience=3),
+    )
     lines = []
-    ok, bad, ok2 = train_pack(data, method, [RunSpec(seed=0), RunSpec(seed=1, lr=float("nan")), RunSpec(seed=2, lr=3e-3)],
-                              log=lines.append, **kwargs)
+    ok, bad, ok2 = train_pack(
+        data,
+        method,
+        [RunSpec(seed=0), RunSpec(seed=1, lr=float("nan")), RunSpec(seed=2, lr=3e-3)],
+        log=lines.append,
+        **kwargs,
+    )
     assert bad.epochs_trained == 3 and ok.epochs_trained > 3
     alone = train_pack(data, method, [RunSpec(seed=0), RunSpec(seed=2, lr=3e-3)], **kwargs)
     for packed, single in zip((ok, ok2), alone, strict=True):
@@ -98,7 +122,13 @@ def test_diverged_run_is_reported_not_hidden():
     data = make_split()
     method = METHODS["least_squares"]
     runs = [RunSpec(seed=0, lr=1e-3), RunSpec(seed=1, lr=float("nan"))]
-    ok, bad = train_pack(data, method, runs, architecture=Architecture(width=8), training=TrainingConfig(batch_size=32, max_epochs=5, patience=2))
+    ok, bad = train_pack(
+        data,
+        method,
+        runs,
+        architecture=Architecture(width=8),
+        training=TrainingConfig(batch_size=32, max_epochs=5, patience=2),
+    )
     assert not ok.diverged and np.isfinite(ok.metrics["test_mae"])
     assert bad.diverged and np.isnan(bad.metrics["test_mae"]) and bad.epochs_trained == 2
 
@@ -107,8 +137,13 @@ def test_estimator_on_a_two_dimensional_target():
     rng = np.random.default_rng(0)
     X = rng.uniform(size=(800, 3))
     y = np.stack([10 * X[:, 0] + 5, np.sin(3 * X[:, 1])], axis=1)
-    model = TargetCodecRegressor(method="end_to_end", k=9, lr=3e-3, seeds=(0, 1),
-                                 training=TrainingConfig(batch_size=64, max_epochs=40, patience=10)).fit(X[:600], y[:600])
+    model = TargetCodecRegressor(
+        method="end_to_end",
+        k=9,
+        lr=3e-3,
+        seeds=(0, 1),
+        training=TrainingConfig(batch_size=64, max_epochs=40, patience=10),
+    ).fit(X[:600], y[:600])
     pred = model.predict(X[600:])
     assert pred.shape == (200, 2)
     baseline = np.abs(y[600:] - y[:600].mean(0)).mean(0)

@@ -12,9 +12,18 @@ pytestmark = pytest.mark.slow
 
 TABLES = ["table3_mae", "table4_rmse", "table5_r2", "table6_lambda_kl"]
 ENCODER_FIGURES = ["figure2_encoders", "figure8_fixed_grid_encoder", "figure9_learnt_encoder"]
-FIGURES = ["figure2_encoders", "figure3_mae_normalised", "figure4_top_mae_average", "figure4_centre_k", "figure4_bottom_lambda_kl",
-           "figure5_rmse_r2_average", "figure6_rmse_normalised", "figure7_r2_normalised", "figure8_fixed_grid_encoder",
-           "figure9_learnt_encoder"]
+FIGURES = [
+    "figure2_encoders",
+    "figure3_mae_normalised",
+    "figure4_top_mae_average",
+    "figure4_centre_k",
+    "figure4_bottom_lambda_kl",
+    "figure5_rmse_r2_average",
+    "figure6_rmse_normalised",
+    "figure7_r2_normalised",
+    "figure8_fixed_grid_encoder",
+    "figure9_learnt_encoder",
+]
 CONFIGURATIONS = 2 + 5 * 2  # least squares, Huber, and five methods at k = 3, 5
 K_SWEEP_EXTRA = 1  # soft binning at k = 7
 
@@ -39,8 +48,13 @@ def test_tables_have_every_method_and_k(tiny_run, table):
     assert len(rows) == CONFIGURATIONS  # the k sweep's k = 7 is not a row of Tables 3-5
     labels = [row.split("|")[1].strip() for row in rows]
     assert labels.count("Least Squares") == labels.count("Huber Loss") == 1
-    for method in ("Least Squares w. Softmax", "Hard Binning Classification", "Soft Binning Classification",
-                   "Trained Encoder Classification", "End to End"):
+    for method in (
+        "Least Squares w. Softmax",
+        "Hard Binning Classification",
+        "Soft Binning Classification",
+        "Trained Encoder Classification",
+        "End to End",
+    ):
         for k in (3, 5):
             assert sum(label.startswith(method) and label.endswith(f"k = {k}") for label in labels) == 1, (method, k)
     csv = pd.read_csv(results / "tables" / f"{table}.csv")
@@ -54,7 +68,9 @@ def test_table6_has_a_lambda_per_dataset_and_k(tiny_run):
     assert len(best) == 2 * 2 and set(best["k"]) == {3, 5}
     assert set(best["lambda_kl"]) <= {0.068, 1.0}
     for row in best.itertuples():
-        selected = json.loads((results / "selected" / "lambda_kl" / row.dataset / f"end_to_end-k{row.k}.json").read_text())
+        selected = json.loads(
+            (results / "selected" / "lambda_kl" / row.dataset / f"end_to_end-k{row.k}.json").read_text()
+        )
         assert selected["value"] == row.lambda_kl
 
 
@@ -129,7 +145,9 @@ def test_second_run_has_nothing_to_do(tiny_run):
 
 def test_changing_the_sweep_grid_reruns_sweeps_runs_and_reports_only(tiny_run):
     workdir, _ = tiny_run
-    proc = snakemake(workdir, "-n", "--configfile", "presets/tiny.yaml", "--config", "sweeps={lr: {grid: [0.001, 0.01]}}")
+    proc = snakemake(
+        workdir, "-n", "--configfile", "presets/tiny.yaml", "--config", "sweeps={lr: {grid: [0.001, 0.01]}}"
+    )
     jobs = job_counts(proc.stdout + proc.stderr)
     assert jobs["sweep"] == 2 * (13 + 2)  # every learning-rate sweep, and the lambda sweeps that use its choice
     assert jobs["train"] == 2 * 13
@@ -157,19 +175,30 @@ def test_adding_a_dataset_runs_only_its_jobs(tiny_run):
     new datasets' jobs, then aggregation, tables and figures, and nothing of the old datasets."""
     workdir, _ = tiny_run
     pd.DataFrame({"a": range(100), "b": [i % 17 for i in range(100)], "y": [i * 0.5 for i in range(100)]}).to_csv(
-        workdir / "mine.csv", index=False)
+        workdir / "mine.csv", index=False
+    )
     (workdir / "added.yaml").write_text(
         "data_cache: cache\n"
         "run_datasets: [diabetes, synthetic_2d, mine, ailerons_copy]\n"
         "datasets:\n"
         "  mine: {code: MI, source: file, path: mine.csv, target: y}\n"
-        "  ailerons_copy: {code: AC, source: openml, id: 44137, target: goal}\n")
+        "  ailerons_copy: {code: AC, source: openml, id: 44137, target: goal}\n"
+    )
     proc = snakemake(workdir, "-n", "--configfile", "presets/tiny.yaml", "added.yaml")
     out = proc.stdout + proc.stderr
     counts = job_counts(out)
-    per_dataset = {"prepare": 1, "pretrain_codec": 2, "train": 13, "sweep": 13 + 2}  # 13 configurations, 2 lambda sweeps
+    per_dataset = {
+        "prepare": 1,
+        "pretrain_codec": 2,
+        "train": 13,
+        "sweep": 13 + 2,
+    }  # 13 configurations, 2 lambda sweeps
     reports = ["aggregate", "aggregate_sweeps", "all"] + TABLES + [f for f in FIGURES if f not in ENCODER_FIGURES]
-    assert counts == {"download_dataset": 1, **{rule: 2 * n for rule, n in per_dataset.items()}, **dict.fromkeys(reports, 1)}, counts
+    assert counts == {
+        "download_dataset": 1,
+        **{rule: 2 * n for rule, n in per_dataset.items()},
+        **dict.fromkeys(reports, 1),
+    }, counts
     datasets = {line.split("dataset=")[1].split(",")[0] for line in out.splitlines() if "dataset=" in line}
     assert datasets == {"mine", "ailerons_copy"}
     assert "output: cache/ailerons_copy.parquet" in out  # only the network dataset is downloaded
@@ -181,7 +210,8 @@ def test_selected_lambda_is_swept_before_the_reported_runs(tmp_path):
     workdir = copy_workflow(tmp_path / "selected", git=False)
     (workdir / "selected.yaml").write_text(
         "run_datasets: [synthetic_2d]\nmethods: [least_squares, end_to_end]\nk_values: [3]\nend_to_end: {lambda_kl: selected}\n"
-        "sweeps: {k: {enabled: false}}\nfigures: {k: 3}\n")
+        "sweeps: {k: {enabled: false}}\nfigures: {k: 3}\n"
+    )
     snakemake(workdir, "--cores", "2", "--configfile", "presets/tiny.yaml", "selected.yaml")
     results = workdir / "results" / "tiny"
     lr_sweep = pd.read_parquet(results / "sweeps/lr/synthetic_2d/end_to_end-k3.parquet")

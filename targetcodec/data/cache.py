@@ -112,8 +112,12 @@ def check_file(path: Path, key: str, spec: dict, official: tuple[str, str] | Non
         if d.algorithm not in computed:
             computed[d.algorithm] = digest_of(path, d.algorithm)
         if computed[d.algorithm] != d.value:
-            return FileCheck(path, "corrupted", computed["sha256"],
-                             f"its {d.algorithm} is {computed[d.algorithm]}, but {d.recorded_by} says {d.value or '(empty)'}")
+            return FileCheck(
+                path,
+                "corrupted",
+                computed["sha256"],
+                f"its {d.algorithm} is {computed[d.algorithm]}, but {d.recorded_by} says {d.value or '(empty)'}",
+            )
     if not digests:
         return FileCheck(path, "unrecorded", computed["sha256"])
     return FileCheck(path, "verified", computed["sha256"], recorded_by=" and ".join(d.recorded_by for d in digests))
@@ -121,18 +125,24 @@ def check_file(path: Path, key: str, spec: dict, official: tuple[str, str] | Non
 
 def corrupted_error(key: str, check: FileCheck) -> CorruptedCacheFile:
     if sidecar_of(check.path).exists():  # a download of ours: `snakemake download` replaces it
-        what_to_do = (f"Run `{STAGE_COMMAND}` on a machine with network to fetch it again (it replaces "
-                      f"corrupted downloads), or delete it and its {SIDECAR_SUFFIX} record and put a good copy there")
+        what_to_do = (
+            f"Run `{STAGE_COMMAND}` on a machine with network to fetch it again (it replaces "
+            f"corrupted downloads), or delete it and its {SIDECAR_SUFFIX} record and put a good copy there"
+        )
     else:  # placed by hand: never overwritten
-        what_to_do = (f"It was placed by hand, so the workflow leaves it alone: replace it with a good copy, or "
-                      f"delete it to have `{STAGE_COMMAND}` fetch it")
+        what_to_do = (
+            f"It was placed by hand, so the workflow leaves it alone: replace it with a good copy, or "
+            f"delete it to have `{STAGE_COMMAND}` fetch it"
+        )
     return CorruptedCacheFile(
         f"dataset {key!r}: cached file {check.path} is corrupted or truncated: {check.mismatch}. {what_to_do}. "
-        f"If the file changed on purpose, update config key 'datasets.{key}.sha256' (or delete its {SIDECAR_SUFFIX} record).")
+        f"If the file changed on purpose, update config key 'datasets.{key}.sha256' (or delete its {SIDECAR_SUFFIX} record)."
+    )
 
 
-def verified_files(key: str, spec: dict, paths: list[Path], official: tuple[str, str] | None = None,
-                   missing_ok: bool = False) -> list[FileCheck]:
+def verified_files(
+    key: str, spec: dict, paths: list[Path], official: tuple[str, str] | None = None, missing_ok: bool = False
+) -> list[FileCheck]:
     """Check the files a dataset is read from; raise a clear error for a missing or corrupted one
     (``missing_ok``: leave missing files to the loader, which names its own config key)."""
     checks = []
@@ -143,7 +153,8 @@ def verified_files(key: str, spec: dict, paths: list[Path], official: tuple[str,
         if check.state == "missing":
             raise DataSourceError(
                 f"dataset {key!r}: {path} does not exist. Run `{STAGE_COMMAND}` on a machine with network "
-                f"(source {spec.get('source')!r}), or put the file there by hand (config key 'data_cache').")
+                f"(source {spec.get('source')!r}), or put the file there by hand (config key 'data_cache')."
+            )
         if check.state == "corrupted":
             raise corrupted_error(key, check)
         checks.append(check)
@@ -153,8 +164,10 @@ def verified_files(key: str, spec: dict, paths: list[Path], official: tuple[str,
 def offline_hint(dest: Path, names: str = "") -> str:
     """What to do when a download is impossible, for the end of its error message."""
     names = names or dest.name
-    return (f"Without network, run `{STAGE_COMMAND}` where there is one, or put {names} in the data "
-            f"cache {dest.parent} (config key 'data_cache').")
+    return (
+        f"Without network, run `{STAGE_COMMAND}` where there is one, or put {names} in the data "
+        f"cache {dest.parent} (config key 'data_cache')."
+    )
 
 
 def require_writable(folder: Path, what_to_do: str) -> None:
@@ -166,4 +179,6 @@ def require_writable(folder: Path, what_to_do: str) -> None:
         os.close(fd)
         os.unlink(probe)
     except OSError as e:
-        raise DataSourceError(f"cannot write to the data cache {folder} (config key 'data_cache'): {e}; {what_to_do}") from e
+        raise DataSourceError(
+            f"cannot write to the data cache {folder} (config key 'data_cache'): {e}; {what_to_do}"
+        ) from e

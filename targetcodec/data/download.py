@@ -12,13 +12,14 @@ from __future__ import annotations
 from pathlib import Path
 
 from .cache import FileCheck, check_file, corrupted_error, require_writable, sidecar_of
-from .network import DownloadPolicy
 from .errors import DataSourceError
+from .network import DownloadPolicy
 from .sources import get_source, raw_files
 
 
-def ensure_cached(key: str, spec: dict, cache_dir: Path | str, policy: DownloadPolicy = DownloadPolicy(),
-                  log=print) -> list[FileCheck]:
+def ensure_cached(
+    key: str, spec: dict, cache_dir: Path | str, policy: DownloadPolicy = DownloadPolicy(), log=print
+) -> list[FileCheck]:
     """Fetch the dataset's cache files if missing or corrupted; return the state of each file."""
     cache_dir = Path(cache_dir)
     source = get_source(key, spec)
@@ -32,7 +33,9 @@ def ensure_cached(key: str, spec: dict, cache_dir: Path | str, policy: DownloadP
             raise corrupted_error(key, c)  # placed by hand: reported, never overwritten
     to_fetch = [c for c in checks if not c.usable]
     for c in to_fetch:
-        log(f"{key}: {c.path} is {c.state}" + (f" ({c.mismatch}); fetching it again" if c.mismatch else "; fetching it"))
+        log(
+            f"{key}: {c.path} is {c.state}" + (f" ({c.mismatch}); fetching it again" if c.mismatch else "; fetching it")
+        )
     if to_fetch:
         require_writable(cache_dir, f"dataset {key!r}: put {', '.join(c.path.name for c in to_fetch)} there by hand")
         source.fetch(key, spec, cache_dir, policy, log)
@@ -42,8 +45,10 @@ def ensure_cached(key: str, spec: dict, cache_dir: Path | str, policy: DownloadP
                 raise corrupted_error(key, c)
     for c in checks:
         if c.state == "unrecorded":
-            log(f"{key}: {c.path} placed by hand, no checksum recorded (sha256 {c.sha256}); to have it checked "
-                f"from now on, set config key 'datasets.{key}.sha256: {c.sha256}'")
+            log(
+                f"{key}: {c.path} placed by hand, no checksum recorded (sha256 {c.sha256}); to have it checked "
+                f"from now on, set config key 'datasets.{key}.sha256: {c.sha256}'"
+            )
         else:
             log(f"{key}: {c.path} verified (sha256 {c.sha256} matches {c.recorded_by})")
     return checks
@@ -54,8 +59,10 @@ def download_one(config: dict, key: str, requested: str | Path, log=print) -> li
     spec = config["datasets"][key]
     expected = raw_files(key, spec, config["data_cache"])
     if Path(requested) not in expected:
-        raise DataSourceError(f"dataset {key!r} (source {spec['source']!r}) is cached as "
-                              f"{', '.join(map(str, expected)) or 'nothing'}, not as {requested}")
+        raise DataSourceError(
+            f"dataset {key!r} (source {spec['source']!r}) is cached as "
+            f"{', '.join(map(str, expected)) or 'nothing'}, not as {requested}"
+        )
     return ensure_cached(key, spec, config["data_cache"], DownloadPolicy.from_config(config), log)
 
 
@@ -80,8 +87,11 @@ def ensure_all_cached(config: dict, keys: list[str], log=print) -> dict[str, lis
 
 def download_config(config: dict, keys: list[str]) -> dict:
     """The part of the workflow's config that the download of ``keys`` reads."""
-    return {"datasets": {key: config["datasets"][key] for key in keys}, "data_cache": config["data_cache"],
-            "download": config.get("download") or {}}
+    return {
+        "datasets": {key: config["datasets"][key] for key in keys},
+        "data_cache": config["data_cache"],
+        "download": config.get("download") or {},
+    }
 
 
 def main(argv: list[str] | None = None) -> None:

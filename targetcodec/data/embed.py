@@ -17,8 +17,8 @@ from __future__ import annotations
 import io
 import time
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
@@ -33,9 +33,11 @@ def load_model(model: str, device: str = "cpu"):
         net = CLIPVisionModel.from_pretrained(model, local_files_only=True)
         processor = CLIPImageProcessor.from_pretrained(model, local_files_only=True)
     except OSError as e:
-        raise RuntimeError(f"StreetCLIP model {model!r} (config key 'osv5m.embed.model') is neither a local folder nor in the "
-                           f"Hugging Face cache; download it once where the network is reachable "
-                           f"(huggingface-cli download geolocal/StreetCLIP): {e}") from None
+        raise RuntimeError(
+            f"StreetCLIP model {model!r} (config key 'osv5m.embed.model') is neither a local folder nor in the "
+            f"Hugging Face cache; download it once where the network is reachable "
+            f"(huggingface-cli download geolocal/StreetCLIP): {e}"
+        ) from None
     return net.eval().to(device), processor
 
 
@@ -49,8 +51,16 @@ def cls_embeddings(net, processor, images, device: str = "cpu") -> np.ndarray:
     return out.last_hidden_state[:, 0].float().cpu().numpy()
 
 
-def embed_split(images_dir: Path | str, split: str, out_dir: Path | str, model: str, batch_size: int = 256,
-                device: str = "auto", log: Callable[[str], None] | None = None, loaded=None) -> int:
+def embed_split(
+    images_dir: Path | str,
+    split: str,
+    out_dir: Path | str,
+    model: str,
+    batch_size: int = 256,
+    device: str = "auto",
+    log: Callable[[str], None] | None = None,
+    loaded=None,
+) -> int:
     """Embed every ``images/<split>/*.zip``; returns the number of images embedded in this call."""
     import torch
     from PIL import Image
@@ -87,5 +97,7 @@ def embed_split(images_dir: Path | str, split: str, out_dir: Path | str, model: 
                         np.save(f, e.astype(np.float32))
                 count += len(batch)
         atomic_write_text(marker, f"{len(names)}\n")
-        log(f"{split}/{shard.name}: {len(names):,} images, {count / max(time.perf_counter() - start, 1e-9):.1f} images/s")
+        log(
+            f"{split}/{shard.name}: {len(names):,} images, {count / max(time.perf_counter() - start, 1e-9):.1f} images/s"
+        )
     return count

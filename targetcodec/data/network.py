@@ -9,9 +9,9 @@ import socket
 import threading
 import time
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 from .errors import DataSourceError
 
@@ -30,10 +30,13 @@ class DownloadPolicy:
     timeout_seconds: float = 300.0
 
     @classmethod
-    def from_config(cls, config: dict) -> "DownloadPolicy":
+    def from_config(cls, config: dict) -> DownloadPolicy:
         d = config.get("download") or {}
-        return cls(int(d.get("attempts", cls.attempts)), float(d.get("backoff_seconds", cls.backoff_seconds)),
-                   float(d.get("timeout_seconds", cls.timeout_seconds)))
+        return cls(
+            int(d.get("attempts", cls.attempts)),
+            float(d.get("backoff_seconds", cls.backoff_seconds)),
+            float(d.get("timeout_seconds", cls.timeout_seconds)),
+        )
 
 
 def call_with_timeout(action: Callable, seconds: float):
@@ -60,8 +63,14 @@ def call_with_timeout(action: Callable, seconds: float):
     return outcome["value"]
 
 
-def with_retries(action: Callable, what: str, policy: DownloadPolicy, log=print,
-                 transient: tuple[type[BaseException], ...] = TRANSIENT_ERRORS, hint: str = ""):
+def with_retries(
+    action: Callable,
+    what: str,
+    policy: DownloadPolicy,
+    log=print,
+    transient: tuple[type[BaseException], ...] = TRANSIENT_ERRORS,
+    hint: str = "",
+):
     """Call ``action()`` up to ``policy.attempts`` times; errors not in ``transient`` end at once.
 
     ``what`` names the dataset, the source and the URL or id, for the log and the final error.
@@ -77,14 +86,18 @@ def with_retries(action: Callable, what: str, policy: DownloadPolicy, log=print,
                 last = e
                 if attempt == policy.attempts:
                     break
-                log(f"{what}: attempt {attempt}/{policy.attempts} failed ({type(e).__name__}: {e}); "
-                    f"next attempt in {delay:g} s")
+                log(
+                    f"{what}: attempt {attempt}/{policy.attempts} failed ({type(e).__name__}: {e}); "
+                    f"next attempt in {delay:g} s"
+                )
                 time.sleep(delay)
                 delay *= 2
     finally:
         socket.setdefaulttimeout(previous_timeout)
-    raise DataSourceError(f"{what}: download failed after {policy.attempts} attempt(s) "
-                          f"({policy.timeout_seconds:g} s timeout each): {type(last).__name__}: {last}. {hint}".rstrip())
+    raise DataSourceError(
+        f"{what}: download failed after {policy.attempts} attempt(s) "
+        f"({policy.timeout_seconds:g} s timeout each): {type(last).__name__}: {last}. {hint}".rstrip()
+    )
 
 
 def download_url(url: str, dest: Path, timeout: float, md5: str | None = None) -> None:

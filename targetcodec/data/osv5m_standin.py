@@ -39,13 +39,28 @@ def standin_samples(n: int, dim: int, seed: int, noise: float = 0.1, start_id: i
 
 def _labels(lat, lon) -> dict:
     country = f"C{int((lon + 180) // 30)}_{int((lat + 90) // 30)}"
-    return {"country": country, "region": f"{country}R{int(lon % 10 // 5)}", "sub-region": "", "city": f"city{int(lat) % 7}",
-            "unique_country": country, "unique_region": f"{country}R{int(lon % 10 // 5)}", "unique_sub-region": f"{country}S",
-            "unique_city": f"{country}city{int(lat) % 7}"}
+    return {
+        "country": country,
+        "region": f"{country}R{int(lon % 10 // 5)}",
+        "sub-region": "",
+        "city": f"city{int(lat) % 7}",
+        "unique_country": country,
+        "unique_region": f"{country}R{int(lon % 10 // 5)}",
+        "unique_sub-region": f"{country}S",
+        "unique_city": f"{country}city{int(lat) % 7}",
+    }
 
 
-def write_standin(out: Path | str, layout: str, train: int = 3000, test: int = 500, val: int = 200, dim: int = 32,
-                  shard_size: int = 1000, seed: int = 0) -> Path:
+def write_standin(
+    out: Path | str,
+    layout: str,
+    train: int = 3000,
+    test: int = 500,
+    val: int = 200,
+    dim: int = 32,
+    shard_size: int = 1000,
+    seed: int = 0,
+) -> Path:
     """Write the stand-in in ``layout`` ``wds`` (osv5m-wds) or ``csv`` (train.csv/test.csv + embeddings/)."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -59,11 +74,18 @@ def write_standin(out: Path | str, layout: str, train: int = 3000, test: int = 5
                 name = f"{split}/{s:06d}.tar"
                 with tarfile.open(out / name, "w") as tar:
                     for i in range(first, min(first + shard_size, len(ids))):
-                        meta = {"id": ids[i], "latitude": float(coords[i, 0]), "longitude": float(coords[i, 1]),
-                                **_labels(*coords[i])}
+                        meta = {
+                            "id": ids[i],
+                            "latitude": float(coords[i, 0]),
+                            "longitude": float(coords[i, 1]),
+                            **_labels(*coords[i]),
+                        }
                         buf = io.BytesIO()
                         np.save(buf, emb[i])
-                        for suffix, data in ((".json", json.dumps(meta).encode()), (".street_clip.npy", buf.getvalue())):
+                        for suffix, data in (
+                            (".json", json.dumps(meta).encode()),
+                            (".street_clip.npy", buf.getvalue()),
+                        ):
                             info = tarfile.TarInfo(f"{ids[i]}{suffix}")
                             info.size = len(data)
                             tar.addfile(info, io.BytesIO(data))
@@ -73,7 +95,10 @@ def write_standin(out: Path | str, layout: str, train: int = 3000, test: int = 5
         import pandas as pd
 
         for split, (ids, coords, emb) in splits.items():
-            rows = [{"id": ids[i], "latitude": coords[i, 0], "longitude": coords[i, 1], **_labels(*coords[i])} for i in range(len(ids))]
+            rows = [
+                {"id": ids[i], "latitude": coords[i, 0], "longitude": coords[i, 1], **_labels(*coords[i])}
+                for i in range(len(ids))
+            ]
             pd.DataFrame(rows).to_csv(out / f"{split}.csv", index=False, float_format="%.17g")
             folder = out / "embeddings" / split
             folder.mkdir(parents=True, exist_ok=True)

@@ -18,9 +18,9 @@ import pandas as pd
 from sklearn.model_selection import train_test_split
 from sklearn.preprocessing import MinMaxScaler
 
+from .sources.base import DataSourceError, RawData, is_text
 from .split import SplitData
 from .table1 import compare_with_table1
-from .sources.base import DataSourceError, RawData, is_text
 
 ID_NAME = re.compile(r"^(id|index|unnamed: ?\d+|.*_id|instant|row)$", re.IGNORECASE)
 
@@ -31,16 +31,21 @@ class Prepared:
     summary: dict = field(default_factory=dict)
 
 
-def select_numeric_features(table: pd.DataFrame, targets: list[str], drop: list[str] = (), min_distinct: int = 10,
-                            dataset: str = "?") -> tuple[pd.DataFrame, pd.DataFrame, dict[str, str]]:
+def select_numeric_features(
+    table: pd.DataFrame, targets: list[str], drop: list[str] = (), min_distinct: int = 10, dataset: str = "?"
+) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, str]]:
     """Apply the numeric-benchmark rules; return (features, targets, {dropped column: reason})."""
     missing = [t for t in targets if t not in table.columns]
     if missing:
-        raise DataSourceError(f"dataset {dataset!r}: target column(s) {missing} not found (config key "
-                              f"'datasets.{dataset}.target'); columns are {list(table.columns)}")
+        raise DataSourceError(
+            f"dataset {dataset!r}: target column(s) {missing} not found (config key "
+            f"'datasets.{dataset}.target'); columns are {list(table.columns)}"
+        )
     unknown_drop = [c for c in drop if c not in table.columns]
     if unknown_drop:
-        raise DataSourceError(f"dataset {dataset!r}: columns to drop {unknown_drop} (config key 'datasets.{dataset}.drop') not found")
+        raise DataSourceError(
+            f"dataset {dataset!r}: columns to drop {unknown_drop} (config key 'datasets.{dataset}.drop') not found"
+        )
     y = table[targets]
     for t in targets:
         if not pd.api.types.is_numeric_dtype(y[t]):
@@ -48,9 +53,11 @@ def select_numeric_features(table: pd.DataFrame, targets: list[str], drop: list[
             bad = y[t][converted.isna() & y[t].notna()]
             if len(bad):
                 examples = ", ".join(f"{v!r} in row {i}" for i, v in bad.head(3).items())
-                raise DataSourceError(f"dataset {dataset!r}: target column {t!r} is not numeric: {len(bad)} of "
-                                      f"{int(y[t].notna().sum())} values are not numbers (e.g. {examples}; rows counted "
-                                      f"from 0 after the header)")
+                raise DataSourceError(
+                    f"dataset {dataset!r}: target column {t!r} is not numeric: {len(bad)} of "
+                    f"{int(y[t].notna().sum())} values are not numbers (e.g. {examples}; rows counted "
+                    f"from 0 after the header)"
+                )
             y = y.assign(**{t: converted})
     dropped: dict[str, str] = {c: "configured (datasets.*.drop)" for c in drop}
     keep = []
@@ -93,8 +100,10 @@ def scale_targets(y_train: np.ndarray, dataset: str = "?") -> tuple[np.ndarray, 
     y_min, y_max = y_train.min(0), y_train.max(0)
     constant = y_max <= y_min
     if np.any(constant):
-        raise DataSourceError(f"dataset {dataset!r}: the target is constant on the training split "
-                              f"(value {y_min[constant][0]:g}): nothing to regress")
+        raise DataSourceError(
+            f"dataset {dataset!r}: the target is constant on the training split "
+            f"(value {y_min[constant][0]:g}): nothing to regress"
+        )
     return y_min, y_max
 
 
@@ -153,7 +162,12 @@ def find_extreme_values(X: pd.DataFrame, y: pd.DataFrame, min_distinct: int) -> 
             rows = None if positions is None else frame.index[positions]
             rest = values if positions is None else np.delete(values, positions)
             example = None if positions is None else (rows[0], values[positions[0]])
-            found[column] = {"role": role, "rows": rows, "example": example, "rest": (float(rest.min()), float(rest.max()))}
+            found[column] = {
+                "role": role,
+                "rows": rows,
+                "example": example,
+                "rest": (float(rest.min()), float(rest.max())),
+            }
     return found
 
 
@@ -161,21 +175,32 @@ def extreme_values_error(dataset: str, found: dict[str, dict]) -> DataSourceErro
     parts = []
     for column, f in found.items():
         if f["rows"] is None:
-            parts.append(f"{f['role']} column {column!r} has values spread so unevenly (range [{f['rest'][0]:g}, "
-                         f"{f['rest'][1]:g}]) that scaling it to [0, 1] in float32 erases its variation, and no few "
-                         f"rows are to blame")
+            parts.append(
+                f"{f['role']} column {column!r} has values spread so unevenly (range [{f['rest'][0]:g}, "
+                f"{f['rest'][1]:g}]) that scaling it to [0, 1] in float32 erases its variation, and no few "
+                f"rows are to blame"
+            )
         else:
             row, value = f["example"]
-            parts.append(f"{f['role']} column {column!r} has {len(f['rows'])} row(s) with values so far outside the rest "
-                         f"(e.g. {value:g} in row {row}; the other rows lie in [{f['rest'][0]:g}, {f['rest'][1]:g}]) that "
-                         f"scaling it to [0, 1] in float32 erases the column's variation")
+            parts.append(
+                f"{f['role']} column {column!r} has {len(f['rows'])} row(s) with values so far outside the rest "
+                f"(e.g. {value:g} in row {row}; the other rows lie in [{f['rest'][0]:g}, {f['rest'][1]:g}]) that "
+                f"scaling it to [0, 1] in float32 erases the column's variation"
+            )
     droppable = all(f["rows"] is not None for f in found.values())
-    what_to_do = (f"Correct or remove these rows, or set config key 'datasets.{dataset}.extreme_values: drop' to drop them"
-                  if droppable else f"Correct the column, or name it in config key 'datasets.{dataset}.drop'")
-    return DataSourceError(f"dataset {dataset!r}: " + "; ".join(parts) + f" (rows counted from 0 after the header). {what_to_do}.")
+    what_to_do = (
+        f"Correct or remove these rows, or set config key 'datasets.{dataset}.extreme_values: drop' to drop them"
+        if droppable
+        else f"Correct the column, or name it in config key 'datasets.{dataset}.drop'"
+    )
+    return DataSourceError(
+        f"dataset {dataset!r}: " + "; ".join(parts) + f" (rows counted from 0 after the header). {what_to_do}."
+    )
 
 
-def handle_extreme_values(X: pd.DataFrame, y: pd.DataFrame, spec: dict, dataset: str) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
+def handle_extreme_values(
+    X: pd.DataFrame, y: pd.DataFrame, spec: dict, dataset: str
+) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
     """Stop on values that do not survive scaling to float32 (config key ``extreme_values: stop``,
     the default), or drop their rows (``drop``); returns the rows dropped per column."""
     min_distinct = spec.get("min_distinct", 10)
@@ -206,9 +231,11 @@ def check_float32(data: SplitData, features: list[str], targets: list[str], data
             if bad.any():
                 columns = np.flatnonzero(bad.reshape(len(values), -1).any(0))
                 name = names[columns[0]] if names and columns[0] < len(names) else f"#{columns[0]}"
-                raise DataSourceError(f"dataset {dataset!r}: {int(bad.reshape(len(values), -1).any(1).sum())} {split} row(s) "
-                                      f"of {'target' if kind == 'y' else 'feature'} column {name!r} do not survive scaling to "
-                                      f"float32 (beyond {np.finfo(FLOAT32).max:.3g}). Correct or remove these rows")
+                raise DataSourceError(
+                    f"dataset {dataset!r}: {int(bad.reshape(len(values), -1).any(1).sum())} {split} row(s) "
+                    f"of {'target' if kind == 'y' else 'feature'} column {name!r} do not survive scaling to "
+                    f"float32 (beyond {np.finfo(FLOAT32).max:.3g}). Correct or remove these rows"
+                )
 
 
 def minimum_rows(split: dict) -> int:
@@ -220,27 +247,49 @@ def prepare_tabular(raw: RawData, spec: dict, split: dict, dataset: str = "?") -
     minimum = minimum_rows(split)
     if len(raw.table) < minimum:  # before the column rules, which would blame the features
         what = "has no data rows, only a header" if len(raw.table) == 0 else f"has {len(raw.table)} rows"
-        raise DataSourceError(f"dataset {dataset!r}: {raw.description or 'the table'} {what}: too few for a train/val/test "
-                              f"split (need {minimum})")
-    X, y, dropped = select_numeric_features(raw.table, raw.targets, spec.get("drop", []), spec.get("min_distinct", 10), dataset)
+        raise DataSourceError(
+            f"dataset {dataset!r}: {raw.description or 'the table'} {what}: too few for a train/val/test "
+            f"split (need {minimum})"
+        )
+    X, y, dropped = select_numeric_features(
+        raw.table, raw.targets, spec.get("drop", []), spec.get("min_distinct", 10), dataset
+    )
     before = len(X)
-    complete = X.notna().all(axis=1) & y.notna().all(axis=1) & np.isfinite(X.to_numpy()).all(axis=1) & np.isfinite(y.to_numpy()).all(axis=1)
+    complete = (
+        X.notna().all(axis=1)
+        & y.notna().all(axis=1)
+        & np.isfinite(X.to_numpy()).all(axis=1)
+        & np.isfinite(y.to_numpy()).all(axis=1)
+    )
     X, y = X[complete], y[complete]
     missing = int(before - len(X))
     if spec.get("target_transform") == "log":
         if (y <= 0).any().any():
-            raise DataSourceError(f"dataset {dataset!r}: config key 'datasets.{dataset}.target_transform' is 'log', "
-                                  f"but the target has values <= 0 (min {y.min().min():g})")
+            raise DataSourceError(
+                f"dataset {dataset!r}: config key 'datasets.{dataset}.target_transform' is 'log', "
+                f"but the target has values <= 0 (min {y.min().min():g})"
+            )
         y = np.log(y)
     X, y, extreme = handle_extreme_values(X, y, spec, dataset)
     if len(X) < minimum:
-        raise DataSourceError(f"dataset {dataset!r}: {len(X)} complete rows is too few for a train/val/test split (need {minimum})")
+        raise DataSourceError(
+            f"dataset {dataset!r}: {len(X)} complete rows is too few for a train/val/test split (need {minimum})"
+        )
     tr, va, te = split_indices(len(X), split, split["seed"])
     Xn, yn = X.to_numpy(), y.to_numpy()
     scaler = MinMaxScaler().fit(Xn[tr])
     y_min, y_max = scale_targets(yn[tr], dataset)
     s = lambda a: (a - y_min) / (y_max - y_min)  # noqa: E731
-    data = SplitData(scaler.transform(Xn[tr]), s(yn[tr]), scaler.transform(Xn[va]), s(yn[va]), scaler.transform(Xn[te]), s(yn[te]), y_min, y_max)
+    data = SplitData(
+        scaler.transform(Xn[tr]),
+        s(yn[tr]),
+        scaler.transform(Xn[va]),
+        s(yn[va]),
+        scaler.transform(Xn[te]),
+        s(yn[te]),
+        y_min,
+        y_max,
+    )
     check_float32(data, list(X.columns), list(y.columns), dataset)
     summary = {
         "features": list(X.columns),
@@ -266,9 +315,11 @@ def prepare_images(raw: RawData, spec: dict, dataset: str = "?") -> Prepared:
     for column in range(y["train"].shape[1]):
         values = np.concatenate([v[:, column] for v in y.values()])
         if collapses(values, spec.get("min_distinct", 10)):
-            raise DataSourceError(f"dataset {dataset!r}: the target ({raw.targets[0] if raw.targets else column}) has values so "
-                                  f"far outside the rest (range [{values.min():g}, {values.max():g}]) that scaling it to [0, 1] "
-                                  f"in float32 erases its variation. Correct the labels")
+            raise DataSourceError(
+                f"dataset {dataset!r}: the target ({raw.targets[0] if raw.targets else column}) has values so "
+                f"far outside the rest (range [{values.min():g}, {values.max():g}]) that scaling it to [0, 1] "
+                f"in float32 erases its variation. Correct the labels"
+            )
     y_min, y_max = scale_targets(y["train"], dataset)
     s = lambda a: (a - y_min) / (y_max - y_min)  # noqa: E731
     data = SplitData(X["train"], s(y["train"]), X["val"], s(y["val"]), X["test"], s(y["test"]), y_min, y_max)
@@ -280,20 +331,26 @@ def prepare(raw: RawData, spec: dict, split: dict, dataset: str = "?") -> Prepar
     d = prepared.data
     for name, values in (("validation", d.y_val), ("test", d.y_test)):
         if np.any(values.max(0) <= values.min(0)):  # R^2 would divide by zero
-            raise DataSourceError(f"dataset {dataset!r}: the target is constant on the {name} split ({len(values)} rows): "
-                                  f"R^2 is undefined there. Use more rows or another split (config key 'split')")
-    prepared.summary.update({
-        "dataset": dataset,
-        "code": spec.get("code", dataset),
-        "source": spec.get("source"),
-        "description": raw.description,
-        "split": "official" if raw.official_split else f"{split['train']:.0%}/{split['val']:.0%}/{split['test']:.0%} seed {split['seed']}",
-        "rows": {"train": len(d.y_train), "val": len(d.y_val), "test": len(d.y_test)},
-        "feature_shape": list(d.X_train.shape[1:]),
-        "target_dimension": d.m,
-        "target_min": d.y_min.tolist(),
-        "target_max": d.y_max.tolist(),
-    })
+            raise DataSourceError(
+                f"dataset {dataset!r}: the target is constant on the {name} split ({len(values)} rows): "
+                f"R^2 is undefined there. Use more rows or another split (config key 'split')"
+            )
+    prepared.summary.update(
+        {
+            "dataset": dataset,
+            "code": spec.get("code", dataset),
+            "source": spec.get("source"),
+            "description": raw.description,
+            "split": "official"
+            if raw.official_split
+            else f"{split['train']:.0%}/{split['val']:.0%}/{split['test']:.0%} seed {split['seed']}",
+            "rows": {"train": len(d.y_train), "val": len(d.y_val), "test": len(d.y_test)},
+            "feature_shape": list(d.X_train.shape[1:]),
+            "target_dimension": d.m,
+            "target_min": d.y_min.tolist(),
+            "target_max": d.y_max.tolist(),
+        }
+    )
     table1 = compare_with_table1(prepared.summary["code"], prepared.summary["rows"], prepared.summary["feature_shape"])
     if table1 is not None:
         prepared.summary["table1"] = table1
@@ -315,12 +372,16 @@ def prepare_dataset(key: str, spec: dict, split: dict, cache_dir, npz_path, json
 
     raw, checks = load_verified(key, spec, cache_dir)
     for c in checks:
-        log(f"{key}: {c.path}: sha256 {c.sha256} " + (f"(matches {c.recorded_by})" if c.state == "verified" else
-                                                      "(no checksum recorded: taken as it is)"))
+        log(
+            f"{key}: {c.path}: sha256 {c.sha256} "
+            + (f"(matches {c.recorded_by})" if c.state == "verified" else "(no checksum recorded: taken as it is)")
+        )
     prepared = prepare(raw, spec, split, key)
     for column, rows in prepared.summary.get("rows_with_extreme_values_dropped", {}).items():
-        log(f"{key}: dropped {rows} row(s) with extreme values in column {column!r} (config key "
-            f"'datasets.{key}.extreme_values: drop')")
+        log(
+            f"{key}: dropped {rows} row(s) with extreme values in column {column!r} (config key "
+            f"'datasets.{key}.extreme_values: drop')"
+        )
     prepared.summary["raw_files"] = [{"path": str(c.path), "sha256": c.sha256, "state": c.state} for c in checks]
     save_prepared(prepared, npz_path, json_path)
     return prepared

@@ -25,7 +25,7 @@ class SplitData:
         return self.y_train.shape[1]
 
     @classmethod
-    def load(cls, path) -> "SplitData":
+    def load(cls, path) -> SplitData:
         """A prepared .npz (rule prepare); a damaged one raises DamagedFile naming it."""
         from ..io import load_npz
 

@@ -7,13 +7,13 @@ import matplotlib
 
 matplotlib.use("Agg")
 
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-from sklearn.datasets import make_moons  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+from sklearn.datasets import make_moons
 
-from ..codec import Codec, gaussian_to_softmax_weights, initial_codec, pretrain_codec  # noqa: E402
-from .figures import save  # noqa: E402
+from ..codec import Codec, gaussian_to_softmax_weights, initial_codec, pretrain_codec
+from .figures import save
 
 K = 9
 GRID_POINTS = 200
@@ -111,13 +111,17 @@ def figure2(stem, seed: int = 0, lambda_sigma: float = 0.5, steps: int = 2000):
 
 def figure8(stem, seed: int = 0, lambda_sigma: float = 0.5):
     """Figure 8: every coefficient of the fixed-grid encoder."""
-    return figure_all_coefficients(stem, fixed_grid_codec(lambda_sigma), "Figure 8: every coefficient of the fixed-grid encoder (k = 9, m = 2)")
+    return figure_all_coefficients(
+        stem, fixed_grid_codec(lambda_sigma), "Figure 8: every coefficient of the fixed-grid encoder (k = 9, m = 2)"
+    )
 
 
 def figure9(stem, seed: int = 0, lambda_sigma: float = 0.5, steps: int = 2000):
     """Figure 9: every coefficient of the learnt encoder, with the targets it was learnt on."""
     learnt, samples = learnt_codec(seed, steps)
-    return figure_all_coefficients(stem, learnt, "Figure 9: every coefficient of the learnt encoder (k = 9, m = 2, eq. 7)", samples)
+    return figure_all_coefficients(
+        stem, learnt, "Figure 9: every coefficient of the learnt encoder (k = 9, m = 2, eq. 7)", samples
+    )
 
 
 FIGURES = {"figure2": figure2, "figure8": figure8, "figure9": figure9}

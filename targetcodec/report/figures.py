@@ -6,12 +6,12 @@ import matplotlib
 
 matplotlib.use("Agg")
 
-import matplotlib.pyplot as plt  # noqa: E402
-import pandas as pd  # noqa: E402
-import seaborn as sns  # noqa: E402
+import matplotlib.pyplot as plt
+import pandas as pd
+import seaborn as sns
 
-from ..io import atomic_path  # noqa: E402
-from ..methods import METHODS  # noqa: E402
+from ..io import atomic_path
+from ..methods import METHODS
 
 METRIC_NAMES = {"mae": "MAE", "rmse": "rMSE", "r2": "$R^2$"}
 
@@ -25,7 +25,9 @@ def at_k(frame: pd.DataFrame, k: int) -> pd.DataFrame:
     """Regression baselines (no k) plus the configurations with k classes at this k."""
     keep = frame["k"].isna() | (frame["k"] == k)
     out = frame[keep].copy()
-    out["Method"] = pd.Categorical(out["method"].map(short_name), [METHODS[m].short for m in METHODS if m in set(out["method"])])
+    out["Method"] = pd.Categorical(
+        out["method"].map(short_name), [METHODS[m].short for m in METHODS if m in set(out["method"])]
+    )
     return out
 
 
@@ -71,8 +73,10 @@ def figure_normalised(frame: pd.DataFrame, metric: str, k: int, stem: str, codes
     low = data.groupby(["Dataset", "Method"], observed=True)["normalised"].mean().min()
     ax.set_ylim(max(0.0, min(0.9, low - 0.05)), None)
     ax.set_ylabel(f"test {METRIC_NAMES[metric]} / least squares")
-    ax.set_title(f"Figure {number}: test {METRIC_NAMES[metric]} normalised to least squares (k = {k}, "
-                 f"{frame['seed'].nunique()} seeds, bars ±2σ)")
+    ax.set_title(
+        f"Figure {number}: test {METRIC_NAMES[metric]} normalised to least squares (k = {k}, "
+        f"{frame['seed'].nunique()} seeds, bars ±2σ)"
+    )
     ax.legend(bbox_to_anchor=(1.01, 1), loc="upper left", fontsize="small")
     return save(fig, stem)
 
@@ -82,8 +86,18 @@ def figure_averaged(frame: pd.DataFrame, metrics: list[str], k: int, stem: str, 
     fig, axes = plt.subplots(1, len(metrics), figsize=(5.5 * len(metrics), 4), squeeze=False)
     for ax, metric in zip(axes[0], metrics):
         data = averaged_over_datasets(frame, metric, k)
-        sns.pointplot(data=data, x="Method", y=f"test_{metric}", errorbar=("sd", 2), linestyle="none", capsize=0.2, ax=ax,
-                      hue="Method", palette="colorblind", legend=False)
+        sns.pointplot(
+            data=data,
+            x="Method",
+            y=f"test_{metric}",
+            errorbar=("sd", 2),
+            linestyle="none",
+            capsize=0.2,
+            ax=ax,
+            hue="Method",
+            palette="colorblind",
+            legend=False,
+        )
         ax.set_ylabel(f"test {METRIC_NAMES[metric]}, mean over datasets")
         ax.set_xlabel("")
         ax.tick_params(axis="x", rotation=45)
@@ -100,10 +114,14 @@ def figure_k(frame: pd.DataFrame, methods: list[str], stem: str):
     data = data.groupby(["method", "k", "seed"])["test_mae"].mean().reset_index()
     data["Method"] = data["method"].map(short_name)
     fig, ax = plt.subplots(figsize=(6, 4))
-    sns.lineplot(data=data, x="k", y="test_mae", hue="Method", marker="o", errorbar=("sd", 2), ax=ax, palette="colorblind")
+    sns.lineplot(
+        data=data, x="k", y="test_mae", hue="Method", marker="o", errorbar=("sd", 2), ax=ax, palette="colorblind"
+    )
     ax.set_xlabel("k (number of classes)")
     ax.set_ylabel("test MAE, mean over datasets")
-    ax.set_title(f"Figure 4 (centre): impact of k ({frame['dataset'].nunique()} datasets, {frame['seed'].nunique()} seeds, ±2σ)")
+    ax.set_title(
+        f"Figure 4 (centre): impact of k ({frame['dataset'].nunique()} datasets, {frame['seed'].nunique()} seeds, ±2σ)"
+    )
     return save(fig, stem)
 
 
@@ -113,7 +131,9 @@ def figure_lambda_kl(sweeps: pd.DataFrame, dataset: str, code: str, stem: str):
     data = sweeps[(sweeps["param"] == "lambda_kl") & (sweeps["dataset"] == dataset)].copy()
     data["k"] = data["k"].astype(int).map(lambda k: f"k = {k}")
     fig, ax = plt.subplots(figsize=(6, 4))
-    sns.lineplot(data=data, x="lambda_kl", y="test_mae", hue="k", marker="o", errorbar=("sd", 2), ax=ax, palette="colorblind")
+    sns.lineplot(
+        data=data, x="lambda_kl", y="test_mae", hue="k", marker="o", errorbar=("sd", 2), ax=ax, palette="colorblind"
+    )
     ax.set_xscale("log")
     ax.set_xlabel(r"$\lambda_{KL}$ ($\lambda_{pred} = 1$)")
     ax.set_ylabel("test MAE")

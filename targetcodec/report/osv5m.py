@@ -22,8 +22,14 @@ def load_runs(paths) -> pd.DataFrame:
     rows = []
     for path in paths:
         record = json.loads(Path(path).read_text())
-        rows.append({"configuration": record["configuration"], "method": record["method"], "seed": record["seed"],
-                     **record["metrics"]})
+        rows.append(
+            {
+                "configuration": record["configuration"],
+                "method": record["method"],
+                "seed": record["seed"],
+                **record["metrics"],
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -32,7 +38,13 @@ def _display(label: str) -> str:
     from ..train.settings import Configuration
 
     c = Configuration.parse(label)
-    name = "Least-squares" if c.method == "least_squares" else "End-to-end" if c.method == "end_to_end" else METHODS[c.method].label
+    name = (
+        "Least-squares"
+        if c.method == "least_squares"
+        else "End-to-end"
+        if c.method == "end_to_end"
+        else METHODS[c.method].label
+    )
     return name if c.k is None or c.method == "end_to_end" else f"{name} k = {c.k}"
 
 
@@ -67,7 +79,9 @@ def geolocation_table(runs: pd.DataFrame) -> pd.DataFrame:
             scale = 100 if key.startswith("acc") else 1
             fmt = "{:.1f}" if key.startswith("acc") else "{:,.0f}"
             sd = v.std(ddof=1) if len(v) > 1 else 0.0
-            row[name + (" (%)" if key.startswith("acc") else "")] = f"{fmt.format(scale * v.mean())} \u00b1 {fmt.format(2 * scale * sd)}"
+            row[name + (" (%)" if key.startswith("acc") else "")] = (
+                f"{fmt.format(scale * v.mean())} \u00b1 {fmt.format(2 * scale * sd)}"
+            )
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -80,8 +94,13 @@ def write_table(frame: pd.DataFrame, md: str, csv: str, tex: str, caption: str) 
     atomic_write_text(csv, frame.to_csv(index=False))
     body = shown.to_latex(index=False).replace("R^2", "$R^2$").replace("%", "\\%")
     text = "\\begin{table}\n\\centering\n" + body + f"\\caption{{{caption.replace('R^2', '$R^2$')}}}\n\\end{{table}}\n"
-    for char, latex in (("\u00b1", "$\\pm$"), ("\u2193", "$\\downarrow$"), ("\u2191", "$\\uparrow$"), ("\u0394", "$\\Delta$"),
-                        ("\u03c3", "$\\sigma$")):
+    for char, latex in (
+        ("\u00b1", "$\\pm$"),
+        ("\u2193", "$\\downarrow$"),
+        ("\u2191", "$\\uparrow$"),
+        ("\u0394", "$\\Delta$"),
+        ("\u03c3", "$\\sigma$"),
+    ):
         text = text.replace(char, latex)
     atomic_write_text(tex, text)
 
@@ -133,8 +152,14 @@ def world_scatter_figure(paths_by_label: dict[str, list[str]], png: str, pdf: st
     for ax, (label, (truth, pred)) in zip(axes[0], preds.items()):
         d = haversine_km(truth, pred)
         keep = np.random.default_rng(0).permutation(len(d))[:max_points]
-        sc = ax.scatter(pred[keep, 1], pred[keep, 0], c=np.maximum(d[keep], 1), s=3, cmap="viridis_r",
-                        norm=LogNorm(vmin=1, vmax=max(2, 20000)))
+        sc = ax.scatter(
+            pred[keep, 1],
+            pred[keep, 0],
+            c=np.maximum(d[keep], 1),
+            s=3,
+            cmap="viridis_r",
+            norm=LogNorm(vmin=1, vmax=max(2, 20000)),
+        )
         ax.set_xlim(-180, 180)
         ax.set_ylim(-90, 90)
         ax.set_xlabel("longitude")
@@ -156,12 +181,16 @@ def _save(fig, png, pdf):
     plt.close(fig)
 
 
-TABLE2_CAPTION = ("Table 2: Open Street View 5M: test set statistics (targets scaled to [0, 1]; mean \u00b1 2\u03c3 over seeds; "
-                  "\u0394: relative change of the mean against least squares).")
+TABLE2_CAPTION = (
+    "Table 2: Open Street View 5M: test set statistics (targets scaled to [0, 1]; mean \u00b1 2\u03c3 over seeds; "
+    "\u0394: relative change of the mean against least squares)."
+)
 GEO_CAPTION = "OpenStreetView-5M: geolocation metrics of the test set (mean \u00b1 2\u03c3 over seeds)."
 
 
-def write_report(run_files: list[str], prediction_files: dict[str, list[str]], out: dict, reference: str = "least_squares") -> None:
+def write_report(
+    run_files: list[str], prediction_files: dict[str, list[str]], out: dict, reference: str = "least_squares"
+) -> None:
     """All OSV5M outputs: ``out`` maps table2_{md,csv,tex}, geo_{md,csv,tex}, cdf_{png,pdf}, world_{png,pdf} to paths."""
     runs = load_runs(run_files)
     write_table(table2(runs, reference), out["table2_md"], out["table2_csv"], out["table2_tex"], TABLE2_CAPTION)

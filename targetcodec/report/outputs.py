@@ -7,8 +7,8 @@ new table or figure is one entry here and one caption file, and figures build in
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 EXTENSIONS = {"table": ("md", "csv", "tex"), "figure": ("png", "pdf")}
 IN_REPORT = {"table": "csv", "figure": "png"}  # the file of each kind that the HTML report shows
@@ -61,8 +61,16 @@ def _metric_table(metric: str) -> Callable:
 
         frame = _reported(frame, s)
         markers = significance_markers(frame, metric, s.alpha, higher_is_better=(metric == "r2"), reference=s.reference)
-        write_table(frame, metric, stem, s.codes, s.datasets, markers=markers, note=significance_note(frame, s.alpha, s.reference),
-                    labels=s.labels)
+        write_table(
+            frame,
+            metric,
+            stem,
+            s.codes,
+            s.datasets,
+            markers=markers,
+            note=significance_note(frame, s.alpha, s.reference),
+            labels=s.labels,
+        )
         log(f"{frame['configuration'].nunique()} configurations, {frame['dataset'].nunique()} datasets")
 
     return make
@@ -127,12 +135,20 @@ OUTPUTS: dict[str, Output] = {
         Output("table6_lambda_kl", "table", "sweeps", _lambda_table, shows="lambda_kl"),
         Output("figure2_encoders", "figure", None, _encoder_figure("figure2")),
         Output("figure3_mae_normalised", "figure", "metrics", _normalised("mae", 3)),
-        Output("figure4_top_mae_average", "figure", "metrics",
-               _averaged(["mae"], "Figure 4 (top): test MAE averaged over datasets")),
+        Output(
+            "figure4_top_mae_average",
+            "figure",
+            "metrics",
+            _averaged(["mae"], "Figure 4 (top): test MAE averaged over datasets"),
+        ),
         Output("figure4_centre_k", "figure", "metrics", _k_figure, shows="k"),
         Output("figure4_bottom_lambda_kl", "figure", "sweeps", _lambda_figure, shows="lambda_kl"),
-        Output("figure5_rmse_r2_average", "figure", "metrics",
-               _averaged(["rmse", "r2"], "Figure 5: test rMSE and $R^2$ averaged over datasets")),
+        Output(
+            "figure5_rmse_r2_average",
+            "figure",
+            "metrics",
+            _averaged(["rmse", "r2"], "Figure 5: test rMSE and $R^2$ averaged over datasets"),
+        ),
         Output("figure6_rmse_normalised", "figure", "metrics", _normalised("rmse", 6)),
         Output("figure7_r2_normalised", "figure", "metrics", _normalised("r2", 7)),
         Output("figure8_fixed_grid_encoder", "figure", None, _encoder_figure("figure8")),

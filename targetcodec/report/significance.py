@@ -15,13 +15,21 @@ def paired_test(values: np.ndarray, reference: np.ndarray) -> dict:
     values, reference = np.asarray(values, float), np.asarray(reference, float)
     diff = values - reference
     if len(diff) < 2 or np.allclose(diff, 0) or np.isnan(diff).any():
-        return {"statistic": math.nan, "p_value": math.nan, "mean_difference": float(np.nanmean(diff)) if len(diff) else math.nan,
-                "pairs": int(len(diff))}
+        return {
+            "statistic": math.nan,
+            "p_value": math.nan,
+            "mean_difference": float(np.nanmean(diff)) if len(diff) else math.nan,
+            "pairs": int(len(diff)),
+        }
     from scipy import stats  # 0.8 s to import: only when a test runs
 
     result = stats.wilcoxon(values, reference, alternative="two-sided")
-    return {"statistic": float(result.statistic), "p_value": float(result.pvalue), "mean_difference": float(diff.mean()),
-            "pairs": int(len(diff))}
+    return {
+        "statistic": float(result.statistic),
+        "p_value": float(result.pvalue),
+        "mean_difference": float(diff.mean()),
+        "pairs": int(len(diff)),
+    }
 
 
 def smallest_p_value(pairs: int) -> float:
@@ -29,8 +37,9 @@ def smallest_p_value(pairs: int) -> float:
     return 2.0 / 2**pairs
 
 
-def significance_markers(frame: pd.DataFrame, metric: str, alpha: float, higher_is_better: bool,
-                         reference: str = "least_squares") -> dict[tuple[str, str], str]:
+def significance_markers(
+    frame: pd.DataFrame, metric: str, alpha: float, higher_is_better: bool, reference: str = "least_squares"
+) -> dict[tuple[str, str], str]:
     """For each (configuration, dataset), " (+)" if significantly better than the reference method on
     the same dataset and seeds (Wilcoxon, p < alpha), " (-)" if significantly worse, else ""."""
     column = f"test_{metric}"
@@ -39,8 +48,13 @@ def significance_markers(frame: pd.DataFrame, metric: str, alpha: float, higher_
     for (configuration, dataset), group in frame.groupby(["configuration", "dataset"]):
         if group["method"].iloc[0] == reference:
             continue
-        paired = group.set_index("seed")[column].to_frame("value").join(ref.xs(dataset, level="dataset").rename("ref"), how="inner") \
-            if dataset in ref.index.get_level_values(0) else pd.DataFrame()
+        paired = (
+            group.set_index("seed")[column]
+            .to_frame("value")
+            .join(ref.xs(dataset, level="dataset").rename("ref"), how="inner")
+            if dataset in ref.index.get_level_values(0)
+            else pd.DataFrame()
+        )
         paired = paired.dropna()  # a failed run (NaN in metrics.parquet) pairs with nothing
         if len(paired) < 2:
             continue

@@ -52,7 +52,9 @@ def jobs_per_gpu(environ=os.environ) -> int:
     except ValueError:
         jobs = 0
     if jobs < 1:
-        raise ValueError(f"{JOBS_PER_GPU_VARIABLE}={value!r}: expected a whole number of training jobs per GPU, at least 1")
+        raise ValueError(
+            f"{JOBS_PER_GPU_VARIABLE}={value!r}: expected a whole number of training jobs per GPU, at least 1"
+        )
     return jobs
 
 
@@ -61,8 +63,10 @@ def gpu_count_for_profile(environ=os.environ) -> int:
     the training jobs that may share one (TARGETCODEC_JOBS_PER_GPU)."""
     n = len(visible_gpus(environ))
     if n == 0:
-        raise RuntimeError("profiles/local-gpu: no GPU is visible (CUDA_VISIBLE_DEVICES="
-                           f"{environ.get('CUDA_VISIBLE_DEVICES', 'unset')}); leave the profile out to train on the CPU")
+        raise RuntimeError(
+            "profiles/local-gpu: no GPU is visible (CUDA_VISIBLE_DEVICES="
+            f"{environ.get('CUDA_VISIBLE_DEVICES', 'unset')}); leave the profile out to train on the CPU"
+        )
     return n * jobs_per_gpu(environ)
 
 
@@ -113,8 +117,10 @@ def _check_cuda_sees(claimed: list[str]) -> None:
     import torch
 
     if torch.cuda.is_available() and torch.cuda.device_count() != len(claimed):
-        raise RuntimeError(f"GPU pool: CUDA started before this job could keep to GPU {','.join(claimed)}; "
-                           "name the GPUs in CUDA_VISIBLE_DEVICES for the whole run (e.g. 0,1,2,3)")
+        raise RuntimeError(
+            f"GPU pool: CUDA started before this job could keep to GPU {','.join(claimed)}; "
+            "name the GPUs in CUDA_VISIBLE_DEVICES for the whole run (e.g. 0,1,2,3)"
+        )
 
 
 def _lock_file(lock_dir: Path, gpu: str, place: int) -> Path:
@@ -164,8 +170,10 @@ def choose_device(requested: str, log=print):
             device = torch.device("cuda")
             log(f"device: {torch.cuda.get_device_name(device)} (CUDA_VISIBLE_DEVICES={visible})")
             return device
-        log(f"device: the CPU, as torch {torch.__version__} sees no GPU (CUDA_VISIBLE_DEVICES={visible}, "
-            f"torch built for CUDA {torch.version.cuda or 'none'})")
+        log(
+            f"device: the CPU, as torch {torch.__version__} sees no GPU (CUDA_VISIBLE_DEVICES={visible}, "
+            f"torch built for CUDA {torch.version.cuda or 'none'})"
+        )
         return torch.device("cpu")
     device = torch.device(requested)
     if device.type == "cuda" and not torch.cuda.is_available():

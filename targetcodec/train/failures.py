@@ -29,8 +29,7 @@ def failure_of(best_val_mae: float, bound: float) -> str | None:
     if best_val_mae is None or not math.isfinite(best_val_mae):
         return "diverged: no finite validation MAE"
     if best_val_mae >= bound:
-        return (f"best validation MAE {best_val_mae:.4g} is no better than predicting the training mean "
-                f"({bound:.4g})")
+        return f"best validation MAE {best_val_mae:.4g} is no better than predicting the training mean ({bound:.4g})"
     return None
 
 
@@ -49,4 +48,5 @@ def check_finished_run(metrics: dict[str, float], failure: str | None, what: str
         raise FloatingPointError(
             f"{what}: {', '.join(f'{name} = {metrics[name]}' for name in bad)} although the run has a finite validation "
             f"MAE: the test or validation split holds values the trained network cannot predict (an extreme feature value "
-            f"in a row of that split, or a target that is constant on it). Check the dataset's rows; nothing was written")
+            f"in a row of that split, or a target that is constant on it). Check the dataset's rows; nothing was written"
+        )

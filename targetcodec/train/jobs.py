@@ -11,9 +11,9 @@ from pathlib import Path
 from ..codec import Codec
 from ..io import atomic_write_json, read_json, write_parquet
 from ..pack import SplitData, codec_for_method, train_pack
+from .devices import choose_device
 from .failures import check_finished_run, failure_of, mean_predictor_val_mae
 from .records import provenance, run_record, write_run
-from .devices import choose_device
 from .settings import TrainingJob
 
 SWEPT = ("lr", "lambda_kl", "lambda_auto")
@@ -41,9 +41,14 @@ def _failures(results, bound: float, what, log) -> list[str | None]:
     for r, failure in zip(results, failures):
         check_finished_run(r.metrics, failure, f"{what}, seed {r.spec.seed}")
     failed = [(r, f) for r, f in zip(results, failures) if f]
-    log(f"{len(failed)} of {len(results)} runs failed (bound: validation MAE of predicting the training mean, {bound:.4g})"
-        + "".join(f"\n  FAILED run seed {r.spec.seed} (lr {r.spec.lr:g}, lambda_kl {r.spec.lambda_kl:g}, "
-                  f"lambda_auto {r.spec.lambda_auto:g}): {f}" for r, f in failed))
+    log(
+        f"{len(failed)} of {len(results)} runs failed (bound: validation MAE of predicting the training mean, {bound:.4g})"
+        + "".join(
+            f"\n  FAILED run seed {r.spec.seed} (lr {r.spec.lr:g}, lambda_kl {r.spec.lambda_kl:g}, "
+            f"lambda_auto {r.spec.lambda_auto:g}): {f}"
+            for r, f in failed
+        )
+    )
     return failures
 
 
@@ -51,23 +56,55 @@ def _start(job: TrainingJob, data_path, codec_path, log):
     """The data, the codec the method starts from, and the device."""
     data = SplitData.load(data_path)
     pretrained = Codec.load(codec_path) if codec_path else None
-    codec = codec_for_method(job.method, data.y_train, job.configuration.k, job.settings, pretrained,
-                             init_lambda_sigma=job.init_lambda_sigma, seed=job.codec_seed)
+    codec = codec_for_method(
+        job.method,
+        data.y_train,
+        job.configuration.k,
+        job.settings,
+        pretrained,
+        init_lambda_sigma=job.init_lambda_sigma,
+        seed=job.codec_seed,
+    )
     return data, codec, choose_device(job.device, log)
 
 
 def _recorded_settings(job: TrainingJob) -> dict:
-    return {"architecture": dataclasses.asdict(job.architecture), "training": dataclasses.asdict(job.training),
-            "method": dataclasses.asdict(job.settings), "job": job.job, "device_requested": job.device}
+    return {
+        "architecture": dataclasses.asdict(job.architecture),
+        "training": dataclasses.asdict(job.training),
+        "method": dataclasses.asdict(job.settings),
+        "job": job.job,
+        "device_requested": job.device,
+    }
 
 
 def _train(job: TrainingJob, data, runs, codec, device, log, checkpoint):
-    return train_pack(data, job.method, runs, k=job.configuration.k, codec=codec, architecture=job.architecture,
-                      training=job.training, settings=job.settings, device=device, log=log, checkpoint=checkpoint)
+    return train_pack(
+        data,
+        job.method,
+        runs,
+        k=job.configuration.k,
+        codec=codec,
+        architecture=job.architecture,
+        training=job.training,
+        settings=job.settings,
+        device=device,
+        log=log,
+        checkpoint=checkpoint,
+    )
 
 
-def train_configuration(job: TrainingJob, seeds: list[int], data_path, codec_path, outputs: list[str], checkpoint=None,
-                        log=print, selected_paths=(), workflow_dir=".") -> None:
+def train_configuration(
+    job: TrainingJob,
+    seeds: list[int],
+    data_path,
+    codec_path,
+    outputs: list[str],
+    checkpoint=None,
+    log=print,
+    selected_paths=(),
+    workflow_dir=".",
+) -> None:
     """Train ``seeds`` of one (dataset, configuration) as one pack; write ``outputs`` (one per seed,
     same order). Hyper-parameters chosen by sweeps (``selected_paths``) override the job's defaults."""
     if len(outputs) != len(seeds):
@@ -78,8 +115,10 @@ def train_configuration(job: TrainingJob, seeds: list[int], data_path, codec_pat
         log(f"hyper-parameters selected by sweeps: {chosen}")
     runs = job.run_specs(seeds, **chosen)
     label = job.configuration.label
-    log(f"{job.dataset} / {label}: {len(runs)} runs in one pack (seeds {seeds}), {len(data.y_train)} training rows, "
-        f"{job.architecture.kind.upper()}, up to {job.training.max_epochs} epochs, patience {job.training.patience}, lr {runs[0].lr:g}")
+    log(
+        f"{job.dataset} / {label}: {len(runs)} runs in one pack (seeds {seeds}), {len(data.y_train)} training rows, "
+        f"{job.architecture.kind.upper()}, up to {job.training.max_epochs} epochs, patience {job.training.patience}, lr {runs[0].lr:g}"
+    )
     started = dt.datetime.now(dt.timezone.utc)
     t0 = time.perf_counter()
     results = _train(job, data, runs, codec, device, log, checkpoint)
@@ -91,15 +130,39 @@ def train_configuration(job: TrainingJob, seeds: list[int], data_path, codec_pat
     for result, path, failure in zip(results, outputs, failures):
         if Path(path).name != f"seed{result.spec.seed}.json":
             raise ValueError(f"output {path} does not match seed {result.spec.seed}")
-        write_run(path, run_record(result, dataset=job.dataset, code=job.code, configuration=job.configuration,
-                                   settings=recorded, provenance=prov, failure=failure, mean_predictor_val_mae=bound))
-        log(f"seed {result.spec.seed}: test MAE {result.metrics['test_mae']:.5g}, R2 {result.metrics['test_r2']:.4g}, "
-            f"{result.epochs_trained} epochs (best {result.best_epoch})" + (f", FAILED: {failure}" if failure else ""))
+        write_run(
+            path,
+            run_record(
+                result,
+                dataset=job.dataset,
+                code=job.code,
+                configuration=job.configuration,
+                settings=recorded,
+                provenance=prov,
+                failure=failure,
+                mean_predictor_val_mae=bound,
+            ),
+        )
+        log(
+            f"seed {result.spec.seed}: test MAE {result.metrics['test_mae']:.5g}, R2 {result.metrics['test_r2']:.4g}, "
+            f"{result.epochs_trained} epochs (best {result.best_epoch})" + (f", FAILED: {failure}" if failure else "")
+        )
     log(f"done in {wall:.1f} s")
 
 
-def sweep_configuration(job: TrainingJob, param: str, grid: list[float], seeds: list[int], data_path, codec_path, out_runs,
-                        out_selected, log=print, selected_paths=(), checkpoint=None) -> dict:
+def sweep_configuration(
+    job: TrainingJob,
+    param: str,
+    grid: list[float],
+    seeds: list[int],
+    data_path,
+    codec_path,
+    out_runs,
+    out_selected,
+    log=print,
+    selected_paths=(),
+    checkpoint=None,
+) -> dict:
     """Train every (seed, grid value) of one sweep as one pack, write a row per run to ``out_runs``
     (parquet) and the value with the lowest mean validation MAE to ``out_selected`` (JSON)."""
     if param not in SWEPT:
@@ -110,21 +173,47 @@ def sweep_configuration(job: TrainingJob, param: str, grid: list[float], seeds: 
     chosen.pop(param, None)
     # a lambda that the reported runs take from its own sweep ("selected") is not known yet when the
     # learning rate is swept: that sweep uses the paper's value
-    runs = [spec for value in grid for spec in job.run_specs(seeds, unselected="paper", **(chosen | {param: float(value)}))]
-    others = {name: getattr(runs[0], name) for name in ("lr", "lambda_kl", "lambda_auto", "lambda_pred") if name != param}
-    log(f"sweep of {param} for {dataset} / {label}: {len(grid)} values x {len(seeds)} seeds = {len(runs)} runs in one pack, "
-        f"with {others}")
+    runs = [
+        spec for value in grid for spec in job.run_specs(seeds, unselected="paper", **(chosen | {param: float(value)}))
+    ]
+    others = {
+        name: getattr(runs[0], name) for name in ("lr", "lambda_kl", "lambda_auto", "lambda_pred") if name != param
+    }
+    log(
+        f"sweep of {param} for {dataset} / {label}: {len(grid)} values x {len(seeds)} seeds = {len(runs)} runs in one pack, "
+        f"with {others}"
+    )
     t0 = time.perf_counter()
     results = _train(job, data, runs, codec, device, log, checkpoint)
     wall = time.perf_counter() - t0
-    failures = _failures(results, mean_predictor_val_mae(data.y_train, data.y_val), f"sweep of {param} for dataset {dataset!r}, configuration {label!r}", log)
+    failures = _failures(
+        results,
+        mean_predictor_val_mae(data.y_train, data.y_val),
+        f"sweep of {param} for dataset {dataset!r}, configuration {label!r}",
+        log,
+    )
     rows = []
     for r, failure in zip(results, failures):
-        rows.append({"dataset": dataset, "code": job.code, "method": configuration.method,
-                     "k": configuration.k, "configuration": label, "param": param, "seed": r.spec.seed,
-                     **dataclasses.asdict(r.spec), "epochs_trained": r.epochs_trained, "best_epoch": r.best_epoch,
-                     "diverged": r.diverged, "failed": failure is not None, "failure": failure or "",
-                     **r.metrics, "wall_seconds": wall, "pack_size": len(runs)})
+        rows.append(
+            {
+                "dataset": dataset,
+                "code": job.code,
+                "method": configuration.method,
+                "k": configuration.k,
+                "configuration": label,
+                "param": param,
+                "seed": r.spec.seed,
+                **dataclasses.asdict(r.spec),
+                "epochs_trained": r.epochs_trained,
+                "best_epoch": r.best_epoch,
+                "diverged": r.diverged,
+                "failed": failure is not None,
+                "failure": failure or "",
+                **r.metrics,
+                "wall_seconds": wall,
+                "pack_size": len(runs),
+            }
+        )
     import pandas as pd  # here, not at the top: a training job starts without pandas (about 0.3 s)
 
     from .selection import select_best
@@ -132,8 +221,14 @@ def sweep_configuration(job: TrainingJob, param: str, grid: list[float], seeds: 
     frame = pd.DataFrame(rows)
     frame["k"] = frame["k"].astype("Int64")
     # selection first: a sweep whose every value failed stops here and writes nothing
-    selection = select_best(frame, param) | {"dataset": dataset, "configuration": label, "grid": [float(v) for v in grid]}
+    selection = select_best(frame, param) | {
+        "dataset": dataset,
+        "configuration": label,
+        "grid": [float(v) for v in grid],
+    }
     write_parquet(frame, out_runs)
     atomic_write_json(out_selected, selection)
-    log(f"selected {param} = {selection['value']:g} (mean validation MAE per value: {selection['mean_val_mae']}), {wall:.1f} s")
+    log(
+        f"selected {param} = {selection['value']:g} (mean validation MAE per value: {selection['mean_val_mae']}), {wall:.1f} s"
+    )
     return selection

@@ -72,25 +72,50 @@ class OSVSettings:
         return math.ceil(self.examples / self.batch_size)
 
     @classmethod
-    def from_config(cls, config: dict) -> "OSVSettings":
+    def from_config(cls, config: dict) -> OSVSettings:
         o = config["osv5m"]
         head = o["head"]
         e2e = config["end_to_end"]
         return cls(
-            width=head["width"], depth=head["depth"], expansion=head["expansion"],
-            **{k: o[k] for k in ("batch_size", "examples", "lr", "warmup_steps", "weight_decay", "grad_clip", "precision", "tf32",
-                                 "target_scaling", "data_on_device", "checkpoint_every", "log_every", "eval_batch_size")},
+            width=head["width"],
+            depth=head["depth"],
+            expansion=head["expansion"],
+            **{
+                k: o[k]
+                for k in (
+                    "batch_size",
+                    "examples",
+                    "lr",
+                    "warmup_steps",
+                    "weight_decay",
+                    "grad_clip",
+                    "precision",
+                    "tf32",
+                    "target_scaling",
+                    "data_on_device",
+                    "checkpoint_every",
+                    "log_every",
+                    "eval_batch_size",
+                )
+            },
             codec_weight_decay=config["codec"]["weight_decay"],
-            lambda_kl=_number(e2e["lambda_kl"], "end_to_end.lambda_kl"), lambda_auto=_number(e2e["lambda_auto"], "end_to_end.lambda_auto"),
-            lambda_pred=e2e["lambda_pred"], alpha=config["codec"]["alpha"], init_lambda_sigma=config["codec"]["init_lambda_sigma"],
-            soft_binning_lambda_sigma=config["codec"]["soft_binning_lambda_sigma"], huber_delta=config["huber_delta"],
-            codec_pretrain_steps=config["codec"]["pretrain"]["steps"], codec_pretrain_lr=config["codec"]["pretrain"]["lr"],
+            lambda_kl=_number(e2e["lambda_kl"], "end_to_end.lambda_kl"),
+            lambda_auto=_number(e2e["lambda_auto"], "end_to_end.lambda_auto"),
+            lambda_pred=e2e["lambda_pred"],
+            alpha=config["codec"]["alpha"],
+            init_lambda_sigma=config["codec"]["init_lambda_sigma"],
+            soft_binning_lambda_sigma=config["codec"]["soft_binning_lambda_sigma"],
+            huber_delta=config["huber_delta"],
+            codec_pretrain_steps=config["codec"]["pretrain"]["steps"],
+            codec_pretrain_lr=config["codec"]["pretrain"]["lr"],
         )
 
 
 def _number(value, key):
     if value == "selected":
-        raise ValueError(f"config key '{key}': 'selected' is not available in the osv5m stage (no sweeps at this scale); give a number")
+        raise ValueError(
+            f"config key '{key}': 'selected' is not available in the osv5m stage (no sweeps at this scale); give a number"
+        )
     return float(value)
 
 
@@ -121,8 +146,12 @@ class DataOrder:
         self._epoch, self._perms = None, None
 
     def _perm(self, epoch: int) -> torch.Tensor:
-        return torch.stack([torch.randperm(self.n, generator=torch.Generator().manual_seed(s * ORDER_SEED_STRIDE + epoch))
-                            for s in self.seeds]).to(self.device)
+        return torch.stack(
+            [
+                torch.randperm(self.n, generator=torch.Generator().manual_seed(s * ORDER_SEED_STRIDE + epoch))
+                for s in self.seeds
+            ]
+        ).to(self.device)
 
     def indices(self, step: int, batch: int) -> torch.Tensor:
         """[R, batch] rows of step ``step``."""
@@ -157,7 +186,9 @@ class Batches:
         else:
             self.data, self.pinned = host.pin_memory(), True
             self._buffers, self._events, self._turn = [None, None], [None, None], 0
-            log(f"training embeddings in pinned host memory ({host.numel() * host.element_size() / 2**30:.1f} GiB), asynchronous copies")
+            log(
+                f"training embeddings in pinned host memory ({host.numel() * host.element_size() / 2**30:.1f} GiB), asynchronous copies"
+            )
 
     def get(self, idx: torch.Tensor) -> torch.Tensor:
         if not self.pinned:
@@ -204,10 +235,21 @@ def make_codec(method, k: int | None, y_train: np.ndarray, s: OSVSettings, seed:
         return None
     sample = y_train[np.random.default_rng(seed).permutation(len(y_train))[:100_000]]
     g = round(math.sqrt(k))
-    codec = unit_square_grid_codec(k, 2, s.init_lambda_sigma) if g * g == k else initial_codec(sample, k, s.init_lambda_sigma, seed)
+    codec = (
+        unit_square_grid_codec(k, 2, s.init_lambda_sigma)
+        if g * g == k
+        else initial_codec(sample, k, s.init_lambda_sigma, seed)
+    )
     if method.needs_pretrained_codec(_method_settings(s)):
-        codec, report = pretrain_codec(codec, sample, alpha=s.alpha, steps=s.codec_pretrain_steps, lr=s.codec_pretrain_lr,
-                                       weight_decay=s.codec_weight_decay, log=log)
+        codec, report = pretrain_codec(
+            codec,
+            sample,
+            alpha=s.alpha,
+            steps=s.codec_pretrain_steps,
+            lr=s.codec_pretrain_lr,
+            weight_decay=s.codec_weight_decay,
+            log=log,
+        )
         log(f"pre-trained codec: auto-encoding error {report['final_autoencoding_error']:.3g}")
     return codec
 
@@ -215,7 +257,9 @@ def make_codec(method, k: int | None, y_train: np.ndarray, s: OSVSettings, seed:
 def _method_settings(s: OSVSettings):
     from ..specs import MethodSettings
 
-    return MethodSettings(huber_delta=s.huber_delta, soft_binning_lambda_sigma=s.soft_binning_lambda_sigma, alpha=s.alpha)
+    return MethodSettings(
+        huber_delta=s.huber_delta, soft_binning_lambda_sigma=s.soft_binning_lambda_sigma, alpha=s.alpha
+    )
 
 
 # ----------------------------------------------------------------------------------- the job
@@ -261,8 +305,8 @@ def _device(job: Job, distributed: bool) -> torch.device:
 
 def _train(job: Job, log, distributed: bool, rank: int):
     from ..data.sources.osv5m import Cache, scale_targets
-    from ..optim import PackedAdamW, clip_grad_norm_per_run
     from ..heads import PackedAdaLNHead, parameter_count
+    from ..optim import PackedAdamW, clip_grad_norm_per_run
 
     s = OSVSettings(**job.settings)
     method, k = parse_label(job.label)
@@ -280,8 +324,10 @@ def _train(job: Job, log, distributed: bool, rank: int):
     if device.type == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = s.tf32
         torch.backends.cudnn.allow_tf32 = s.tf32
-    log(f"osv5m {job.label}, seeds {job.seeds}: device {device}, {world} process(es), "
-        f"{s.total_steps} steps of {s.batch_size} ({s.examples:,} examples)")
+    log(
+        f"osv5m {job.label}, seeds {job.seeds}: device {device}, {world} process(es), "
+        f"{s.total_steps} steps of {s.batch_size} ({s.examples:,} examples)"
+    )
 
     cache = Cache(job.cache)
     train_coords = cache.coordinates("train")
@@ -295,18 +341,31 @@ def _train(job: Job, log, distributed: bool, rank: int):
     codec = make_codec(method, k, y_train, s, log=log)
     R = len(job.seeds)
     gens = [torch.Generator().manual_seed(seed) for seed in job.seeds]
-    head = PackedAdaLNHead(batches.data.shape[1], method.output_size(k, 2), gens, s.width, s.depth, s.expansion, dtype, device)
-    codec_params = {name: v.to(device, dtype).unsqueeze(0).repeat(R, *([1] * v.dim())).contiguous()
-                    for name, v in (method.trainable_codec(codec).items() if codec is not None else [])}
+    head = PackedAdaLNHead(
+        batches.data.shape[1], method.output_size(k, 2), gens, s.width, s.depth, s.expansion, dtype, device
+    )
+    codec_params = {
+        name: v.to(device, dtype).unsqueeze(0).repeat(R, *([1] * v.dim())).contiguous()
+        for name, v in (method.trainable_codec(codec).items() if codec is not None else [])
+    }
     model = OSVModel(head, codec_params)
-    log(f"head: width {s.width}, depth {s.depth}, {parameter_count(head):,} parameters per run, output {method.output_size(k, 2)}")
-    fixed_decoder = method.fixed_decoder(codec).to(device, dtype) if codec is not None and method.fixed_decoder(codec) is not None else None
+    log(
+        f"head: width {s.width}, depth {s.depth}, {parameter_count(head):,} parameters per run, output {method.output_size(k, 2)}"
+    )
+    fixed_decoder = (
+        method.fixed_decoder(codec).to(device, dtype)
+        if codec is not None and method.fixed_decoder(codec) is not None
+        else None
+    )
     frozen_codec = codec if method.codec in ("hard", "gaussian", "pretrained") else None  # psi(y) per batch
     trained = DDP(model) if distributed else model
     params = list(model.parameters())
     n_head = len(list(model.head.parameters()))
     optimiser = PackedAdamW(params, [s.weight_decay] * n_head + [s.codec_weight_decay] * (len(params) - n_head))
-    hp = {name: torch.full((R, 1), getattr(s, name), dtype=dtype, device=device) for name in ("lambda_kl", "lambda_auto", "lambda_pred")}
+    hp = {
+        name: torch.full((R, 1), getattr(s, name), dtype=dtype, device=device)
+        for name in ("lambda_kl", "lambda_auto", "lambda_pred")
+    }
     msettings = _method_settings(s)
     order = DataOrder(len(y_train), job.seeds, batches.data.device if not batches.pinned else "cpu")
     local = s.batch_size // world
@@ -318,7 +377,9 @@ def _train(job: Job, log, distributed: bool, rank: int):
     if job.checkpoint and Path(job.checkpoint).exists():
         state = torch.load(job.checkpoint, map_location=device, weights_only=False)
         if state["fingerprint"] != fingerprint:
-            raise RuntimeError(f"checkpoint {job.checkpoint} belongs to another configuration; delete it to start again")
+            raise RuntimeError(
+                f"checkpoint {job.checkpoint} belongs to another configuration; delete it to start again"
+            )
         model.load_state_dict(state["model"])
         optimiser.load_state_dict(state["optimiser"])
         first_step = state["step"]
@@ -338,17 +399,26 @@ def _train(job: Job, log, distributed: bool, rank: int):
         loss.sum().backward()
         grads = [p.grad for p in params]
         clip_grad_norm_per_run(grads, s.grad_clip)
-        optimiser.step(grads, torch.full((R,), s.lr * warmup_cosine(step, s.warmup_steps, s.total_steps), device=device))
+        optimiser.step(
+            grads, torch.full((R,), s.lr * warmup_cosine(step, s.warmup_steps, s.total_steps), device=device)
+        )
         for p in params:
             p.grad = None
         running += loss.detach()
         done = step + 1
         if done % s.log_every == 0 or done == s.total_steps:
             seconds = time.perf_counter() - start
-            log(f"step {done}/{s.total_steps}: mean training loss {running.mean().item() / s.log_every:.5g}, "
-                f"{(done - first_step) * s.batch_size / max(seconds, 1e-9):,.0f} examples/s")
+            log(
+                f"step {done}/{s.total_steps}: mean training loss {running.mean().item() / s.log_every:.5g}, "
+                f"{(done - first_step) * s.batch_size / max(seconds, 1e-9):,.0f} examples/s"
+            )
             running.zero_()
-        if job.checkpoint and rank == 0 and (done % s.checkpoint_every == 0 or done == job.stop_after_step) and done < s.total_steps:
+        if (
+            job.checkpoint
+            and rank == 0
+            and (done % s.checkpoint_every == 0 or done == job.stop_after_step)
+            and done < s.total_steps
+        ):
             _save_checkpoint(job.checkpoint, model, optimiser, done, fingerprint)
         if job.stop_after_step is not None and done == job.stop_after_step:
             if distributed:
@@ -410,15 +480,26 @@ def _evaluate_and_write(job, model, method, fixed_decoder, cache, train_coords, 
     baseline = float(np.abs(test_y - mean_train).mean())
     results = []
     for r, seed in enumerate(job.seeds):
-        record = {"dataset": "osv5m", "configuration": job.label, "method": method.name, "seed": seed,
-                  "metrics": metrics[r], "training_mean_test_mae": baseline, "settings": asdict(OSVSettings(**job.settings)),
-                  "steps": s.total_steps}
+        record = {
+            "dataset": "osv5m",
+            "configuration": job.label,
+            "method": method.name,
+            "seed": seed,
+            "metrics": metrics[r],
+            "training_mean_test_mae": baseline,
+            "settings": asdict(OSVSettings(**job.settings)),
+            "steps": s.total_steps,
+        }
         atomic_write_json(job.outputs[r], record)
         with atomic_path(job.predictions[r]) as tmp:
             with open(tmp, "wb") as f:
-                np.savez(f, prediction=test_pred[r].astype(np.float32), truth=cache.coordinates("test").astype(np.float32))
-        log(f"seed {seed}: test MAE {metrics[r]['test_mae']:.4f} (training mean {baseline:.4f}), "
-            f"median error {metrics[r]['test_median_km']:,.0f} km, GeoScore {metrics[r]['test_geoscore']:,.0f}")
+                np.savez(
+                    f, prediction=test_pred[r].astype(np.float32), truth=cache.coordinates("test").astype(np.float32)
+                )
+        log(
+            f"seed {seed}: test MAE {metrics[r]['test_mae']:.4f} (training mean {baseline:.4f}), "
+            f"median error {metrics[r]['test_median_km']:,.0f} km, GeoScore {metrics[r]['test_geoscore']:,.0f}"
+        )
         results.append(record)
     return results
 
@@ -427,7 +508,15 @@ def _save_checkpoint(path, model, optimiser, step, fingerprint):
     from ..io import atomic_path
 
     with atomic_path(path) as tmp:
-        torch.save({"model": model.state_dict(), "optimiser": optimiser.state_dict(), "step": step, "fingerprint": fingerprint}, tmp)
+        torch.save(
+            {
+                "model": model.state_dict(),
+                "optimiser": optimiser.state_dict(),
+                "step": step,
+                "fingerprint": fingerprint,
+            },
+            tmp,
+        )
 
 
 def main(argv=None) -> None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import json
 import os
 import platform
 import subprocess
@@ -14,7 +13,18 @@ from pathlib import Path
 from ..io import atomic_write_json
 from ..specs import RunResult
 
-PACKAGES = ["targetcodec", "torch", "numpy", "pandas", "scikit-learn", "scipy", "snakemake", "openml", "ucimlrepo", "medmnist"]
+PACKAGES = [
+    "targetcodec",
+    "torch",
+    "numpy",
+    "pandas",
+    "scikit-learn",
+    "scipy",
+    "snakemake",
+    "openml",
+    "ucimlrepo",
+    "medmnist",
+]
 
 
 def package_versions() -> dict[str, str]:
@@ -30,8 +40,14 @@ def package_versions() -> dict[str, str]:
 def hardware(device) -> dict:
     import torch
 
-    info = {"host": platform.node(), "machine": platform.machine(), "processor": platform.processor() or platform.machine(),
-            "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(), "device": str(device)}
+    info = {
+        "host": platform.node(),
+        "machine": platform.machine(),
+        "processor": platform.processor() or platform.machine(),
+        "cpu_count": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "device": str(device),
+    }
     if device.type == "cuda":
         info["gpu"] = torch.cuda.get_device_name(device)
         info["cuda"] = torch.version.cuda
@@ -47,14 +63,29 @@ def git_commit(path: str | Path = ".") -> str | None:
         head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=path, capture_output=True, text=True, timeout=10)
         if head.returncode != 0:
             return None
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=path, capture_output=True, text=True, timeout=10)
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=path,
+            capture_output=True,
+            text=True,
+            timeout=10,
+        )
         return head.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
     except (OSError, subprocess.TimeoutExpired):
         return None
 
 
-def run_record(result: RunResult, *, dataset: str, code: str, configuration, settings: dict, provenance: dict,
-               failure: str | None = None, mean_predictor_val_mae: float | None = None) -> dict:
+def run_record(
+    result: RunResult,
+    *,
+    dataset: str,
+    code: str,
+    configuration,
+    settings: dict,
+    provenance: dict,
+    failure: str | None = None,
+    mean_predictor_val_mae: float | None = None,
+) -> dict:
     """The run file. ``failed``/``failure``: whether and why the run failed (train/failures.py); a
     failed run keeps the metrics it measured here, but no table or figure uses them."""
     return {
@@ -64,7 +95,9 @@ def run_record(result: RunResult, *, dataset: str, code: str, configuration, set
         "k": configuration.k,
         "configuration": configuration.label,
         "seed": result.spec.seed,
-        "hyperparameters": {f.name: getattr(result.spec, f.name) for f in dataclasses.fields(result.spec) if f.name != "seed"},
+        "hyperparameters": {
+            f.name: getattr(result.spec, f.name) for f in dataclasses.fields(result.spec) if f.name != "seed"
+        },
         "metrics": result.metrics,
         "epochs_trained": result.epochs_trained,
         "best_epoch": result.best_epoch,

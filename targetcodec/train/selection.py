@@ -40,8 +40,10 @@ def select_best(runs: pd.DataFrame, param: str) -> dict:
         raise ValueError("no sweep runs to select from")
     runs = runs.assign(_failed=failed_runs(runs))
     per_value = runs.groupby(param, sort=False).agg(
-        failed=("_failed", "sum"), runs=("_failed", "size"),
-        mean=("val_mae", lambda v: v[~runs.loc[v.index, "_failed"]].mean()))
+        failed=("_failed", "sum"),
+        runs=("_failed", "size"),
+        mean=("val_mae", lambda v: v[~runs.loc[v.index, "_failed"]].mean()),
+    )
     usable = per_value[per_value["failed"] < per_value["runs"]]
     if usable.empty:
         where = ", ".join(f"{c} {runs[c].iloc[0]!r}" for c in ("dataset", "configuration") if c in runs.columns)
@@ -50,7 +52,8 @@ def select_best(runs: pd.DataFrame, param: str) -> dict:
         raise NothingToSelect(
             f"sweep of {param} for {where or 'this configuration'}: all {len(runs)} runs of every value "
             f"({', '.join(f'{v:g}' for v in per_value.index)}) failed (e.g. {reason}), so no value can be selected. "
-            f"Widen or move the grid (config key 'sweeps.{param}.grid') or check the dataset")
+            f"Widen or move the grid (config key 'sweeps.{param}.grid') or check the dataset"
+        )
     best = usable.sort_values(["failed"], kind="stable")
     best = best[best["failed"] == best["failed"].iloc[0]]["mean"].idxmin()
     return {

@@ -28,14 +28,16 @@ class Configuration:
         return METHODS[self.method].display(self.k, settings)
 
     @classmethod
-    def parse(cls, label: str) -> "Configuration":
+    def parse(cls, label: str) -> Configuration:
         match = LABEL.match(label)
         if not match:
             raise ValueError(f"not a configuration label: {label!r}")
         method = get_method(match["method"]).name
         k = int(match["k"]) if match["k"] else None
         if METHODS[method].uses_k != (k is not None):
-            raise ValueError(f"configuration {label!r}: method {method!r} {'needs' if METHODS[method].uses_k else 'takes no'} k")
+            raise ValueError(
+                f"configuration {label!r}: method {method!r} {'needs' if METHODS[method].uses_k else 'takes no'} k"
+            )
         return cls(method, k)
 
 
@@ -62,7 +64,9 @@ def seed_packs(seeds: list[int], pack_size: int | None) -> list[list[int]]:
 
 
 def model_kind(config: dict, dataset: str) -> str:
-    return config["datasets"][dataset].get("model") or ("cnn" if config["datasets"][dataset]["source"] == "medmnist" else "mlp")
+    return config["datasets"][dataset].get("model") or (
+        "cnn" if config["datasets"][dataset]["source"] == "medmnist" else "mlp"
+    )
 
 
 def config_value(config: dict, dotted: str):
@@ -104,7 +108,12 @@ def job_params(config: dict, dataset: str, label: str) -> dict:
         "code": config["datasets"][dataset].get("code", dataset),
         "configuration": label,
         "architecture": {"kind": kind, **config["architecture"][kind]},
-        "training": {"grad_clip": t["grad_clip"], "schedule": t["schedule"], "warmup_fraction": t["warmup_fraction"], **t[kind]},
+        "training": {
+            "grad_clip": t["grad_clip"],
+            "schedule": t["schedule"],
+            "warmup_fraction": t["warmup_fraction"],
+            **t[kind],
+        },
         "method": {key: config_value(config, key) for key in method.reads},
     }
     if config.get("method_modules"):
@@ -129,10 +138,15 @@ class Runtime:
     compile: bool = False  # torch.compile the training step: same numbers within float round-off
 
     @classmethod
-    def from_config(cls, config: dict, workflow_dir: str = ".") -> "Runtime":
+    def from_config(cls, config: dict, workflow_dir: str = ".") -> Runtime:
         t = config["training"]
-        return cls(device=config["device"], log_every=t["log_every"], eval_batch_size=t["eval_batch_size"],
-                   workflow_dir=str(workflow_dir), compile=bool(t.get("compile", False)))
+        return cls(
+            device=config["device"],
+            log_every=t["log_every"],
+            eval_batch_size=t["eval_batch_size"],
+            workflow_dir=str(workflow_dir),
+            compile=bool(t.get("compile", False)),
+        )
 
 
 @dataclass(frozen=True)
@@ -156,15 +170,20 @@ class TrainingJob:
         return METHODS[self.configuration.method]
 
     @classmethod
-    def from_params(cls, job: dict, runtime: Runtime = Runtime()) -> "TrainingJob":
+    def from_params(cls, job: dict, runtime: Runtime = Runtime()) -> TrainingJob:
         from ..methods import import_method_modules
 
         import_method_modules(job.get("method_modules"))
         a = dict(job["architecture"])
         kind = a.pop("kind")
         if kind == "cnn":
-            arch = Architecture(kind="cnn", conv_channels=tuple(a["conv_channels"]), fc_width=a["fc_width"], fc_depth=a["fc_depth"],
-                                fc_dropout=a["dropout"])
+            arch = Architecture(
+                kind="cnn",
+                conv_channels=tuple(a["conv_channels"]),
+                fc_width=a["fc_width"],
+                fc_depth=a["fc_depth"],
+                fc_dropout=a["dropout"],
+            )
         else:
             arch = Architecture(kind="mlp", width=a["width"], depth=a["depth"], dropout=a["dropout"])
         t, read = job["training"], job["method"]
@@ -184,10 +203,14 @@ class TrainingJob:
             compile=runtime.compile,
         )
         flat = {key: value for key, value in read.items() if "." in key or not isinstance(value, dict)}
-        flat |= {f"{key}.{sub}": v for key, value in read.items() if isinstance(value, dict) for sub, v in value.items()}
+        flat |= {
+            f"{key}.{sub}": v for key, value in read.items() if isinstance(value, dict) for sub, v in value.items()
+        }
         settings = MethodSettings(**{field: flat[key] for field, key in METHOD_SETTING_KEYS.items() if key in flat})
         e2e = read.get("end_to_end", {})
-        run_defaults = {"lr": t["lr"]} | {name: e2e[name] for name in ("lambda_kl", "lambda_auto", "lambda_pred") if name in e2e}
+        run_defaults = {"lr": t["lr"]} | {
+            name: e2e[name] for name in ("lambda_kl", "lambda_auto", "lambda_pred") if name in e2e
+        }
         return cls(
             dataset=job["dataset"],
             code=job["code"],

@@ -7,15 +7,15 @@ rule pretrain_codec:
     output:
         codec=f"{RESULTS}/codecs/{{dataset}}/k{{k}}.npz",
         report=f"{RESULTS}/codecs/{{dataset}}/k{{k}}.json",
-    params:
-        codec=config["codec"],
-        seed=config["split"]["seed"],  # k-means++ initialisation for m > 1 (section 3.3)
     log:
         f"{RESULTS}/logs/pretrain_codec/{{dataset}}/k{{k}}.log",
     benchmark:
         f"{RESULTS}/benchmarks/pretrain_codec/{{dataset}}/k{{k}}.tsv"
-    threads: config["threads"]
     conda:
         "../../envs/train.yaml"
+    threads: config["threads"]
+    params:
+        codec=config["codec"],
+        seed=config["split"]["seed"],  # k-means++ initialisation for m > 1 (section 3.3)
     script:
         "../scripts/pretrain_codec.py"

@@ -108,7 +108,9 @@ def all_sweep_files():
     files = []
     for dataset in datasets():
         if SWEEPS["lr"]["enabled"]:
-            files += [f"{RESULTS}/sweeps/lr/{dataset}/{c.label}.parquet" for c in CONFIGURATIONS + K_SWEEP_CONFIGURATIONS]
+            files += [
+                f"{RESULTS}/sweeps/lr/{dataset}/{c.label}.parquet" for c in CONFIGURATIONS + K_SWEEP_CONFIGURATIONS
+            ]
         for param in LAMBDA_SWEEPS:
             files += [f"{RESULTS}/sweeps/{param}/{dataset}/{label}.parquet" for label in lambda_sweep_labels()]
     return files
@@ -176,7 +178,9 @@ def report_settings():
 
 def report_source(output_entry):
     """What a table or figure is made from: metrics.parquet, sweeps.parquet or nothing."""
-    return {"metrics": f"{RESULTS}/metrics.parquet", "sweeps": f"{RESULTS}/sweeps.parquet", None: []}[output_entry.source]
+    return {"metrics": f"{RESULTS}/metrics.parquet", "sweeps": f"{RESULTS}/sweeps.parquet", None: []}[
+        output_entry.source
+    ]
 
 
 # The data stage (data.smk): the raw-data cache and the files each dataset is prepared from.
@@ -227,9 +231,7 @@ def download_python(wildcards, output):
 
 
 def download_request(keys, output=None):
-    return json.dumps(
-        {"config": download_config(config, keys), "datasets": keys, "output": output}
-    )
+    return json.dumps({"config": download_config(config, keys), "datasets": keys, "output": output})
 
 
 # The OSV5M stage (osv5m.smk): active only when a dataset with source osv5m is in the run.
@@ -242,10 +244,15 @@ from targetcodec.data.sources.osv5m import CACHE_FILES
 from targetcodec.train.settings import Configuration
 
 OSV = config["osv5m"]
-OSV_KEYS = [key for key in (config["run_datasets"] or [k for k, s in config["datasets"].items() if s.get("enabled", True)])
-            if config["datasets"][key].get("source") == "osv5m"]
+OSV_KEYS = [
+    key
+    for key in (config["run_datasets"] or [k for k, s in config["datasets"].items() if s.get("enabled", True)])
+    if config["datasets"][key].get("source") == "osv5m"
+]
 if len(OSV_KEYS) > 1:
-    raise WorkflowError(f"Invalid configuration: config key 'run_datasets': only one osv5m dataset per run ({', '.join(OSV_KEYS)})")
+    raise WorkflowError(
+        f"Invalid configuration: config key 'run_datasets': only one osv5m dataset per run ({', '.join(OSV_KEYS)})"
+    )
 OSV_SEEDS = list(range(OSV["seeds"])) if isinstance(OSV["seeds"], int) else list(OSV["seeds"])
 OSV_LABELS = [c.label for c in configurations(OSV["methods"], [OSV["k"]])]
 OSV_CACHE = f"{RESULTS}/prepared/osv5m"
@@ -259,8 +266,10 @@ def osv5m_root():
     key = OSV_KEYS[0]
     root = config.get("osv5m_dir") or config["datasets"][key].get("path")
     if not root:
-        raise WorkflowError(f"Invalid configuration: dataset {key!r} needs its data folder: config key 'osv5m_dir' "
-                            f"(--config osv5m_dir=/path) or 'datasets.{key}.path'")
+        raise WorkflowError(
+            f"Invalid configuration: dataset {key!r} needs its data folder: config key 'osv5m_dir' "
+            f"(--config osv5m_dir=/path) or 'datasets.{key}.path'"
+        )
     return root
 
 
@@ -286,7 +295,9 @@ def osv5m_outputs():
         return []
     return (
         expand(f"{RESULTS}/tables/{{t}}.{{ext}}", t=["table2_osv5m", "osv5m_geolocation"], ext=EXTENSIONS["table"])
-        + expand(f"{RESULTS}/figures/{{f}}.{{ext}}", f=["osv5m_error_cdf", "osv5m_world_errors"], ext=EXTENSIONS["figure"])
+        + expand(
+            f"{RESULTS}/figures/{{f}}.{{ext}}", f=["osv5m_error_cdf", "osv5m_world_errors"], ext=EXTENSIONS["figure"]
+        )
         + [f"{OSV_CACHE}/summary.json"]
     )
 

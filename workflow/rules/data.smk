@@ -6,6 +6,7 @@
 # offline compute nodes. prepare depends on a dataset's cache file, so adding a dataset, or
 # putting a new file into the cache, reruns that dataset's jobs only.
 
+
 localrules:
     download,
     download_dataset,
@@ -25,19 +26,19 @@ DOWNLOAD_COMMAND = "{params.python} -m targetcodec.data.download {params.request
 rule download_dataset:
     output:
         f"{DATA_CACHE}/{{dataset}}.{{ext}}",
+    log:
+        f"{RESULTS}/logs/download/{{dataset}}.{{ext}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/download/{{dataset}}.{{ext}}.tsv"
     wildcard_constraints:
         ext="csv|parquet|npz",
+    conda:
+        "../../envs/workflow.yaml"
     params:
         # what the file is, not how it is prepared: a new id or flag fetches it again
         origin=lambda wc: download_origin(config["datasets"][wc.dataset]),
         request=lambda wc, output: download_request([wc.dataset], output[0]),
         python=download_python,
-    log:
-        f"{RESULTS}/logs/download/{{dataset}}.{{ext}}.log",
-    benchmark:
-        f"{RESULTS}/benchmarks/download/{{dataset}}.{{ext}}.tsv"
-    conda:
-        "../../envs/workflow.yaml"
     shell:
         DOWNLOAD_COMMAND
 
@@ -45,18 +46,18 @@ rule download_dataset:
 rule download:
     input:
         [path for key in network_datasets() for path in dataset_raw_files(key)],
-    params:
-        # changes on every invocation, so that `snakemake download` always checks the cache again
-        # (fetching corrupted files again) although its benchmark file exists
-        invocation=time.time_ns(),
-        request=lambda wc, output: download_request(network_datasets()),
-        python=download_python,
     log:
         f"{RESULTS}/logs/download.log",
     benchmark:
         f"{RESULTS}/benchmarks/download.tsv"
     conda:
         "../../envs/workflow.yaml"
+    params:
+        # changes on every invocation, so that `snakemake download` always checks the cache again
+        # (fetching corrupted files again) although its benchmark file exists
+        invocation=time.time_ns(),
+        request=lambda wc, output: download_request(network_datasets()),
+        python=download_python,
     shell:
         DOWNLOAD_COMMAND
 
@@ -67,15 +68,15 @@ rule prepare:
     output:
         data=f"{RESULTS}/prepared/{{dataset}}.npz",
         summary=f"{RESULTS}/prepared/{{dataset}}.json",
-    params:
-        spec=lambda wc: config["datasets"][wc.dataset],
-        split=config["split"],
-        cache_dir=DATA_CACHE,
     log:
         f"{RESULTS}/logs/prepare/{{dataset}}.log",
     benchmark:
         f"{RESULTS}/benchmarks/prepare/{{dataset}}.tsv"
     conda:
         "../../envs/workflow.yaml"
+    params:
+        spec=lambda wc: config["datasets"][wc.dataset],
+        split=config["split"],
+        cache_dir=DATA_CACHE,
     script:
         "../scripts/prepare.py"

@@ -16,18 +16,18 @@ if OSV_KEYS:
             osv5m_inputs(),
         output:
             [f"{OSV_CACHE}/{name}" for name in CACHE_FILES],
-        params:
-            root=osv5m_root(),
-            embeddings=OSV_EMBEDDINGS,
-            validation=OSV["validation"],
-            validation_seed=OSV["validation_seed"],
-            cache=OSV_CACHE,
         log:
             f"{RESULTS}/logs/prepare/osv5m.log",
         benchmark:
             f"{RESULTS}/benchmarks/prepare/osv5m.tsv"
         conda:
             "../../envs/workflow.yaml"
+        params:
+            root=osv5m_root(),
+            embeddings=OSV_EMBEDDINGS,
+            validation=OSV["validation"],
+            validation_seed=OSV["validation_seed"],
+            cache=OSV_CACHE,
         script:
             "../scripts/osv5m_prepare.py"
 
@@ -44,25 +44,44 @@ if OSV_KEYS:
             output:
                 runs=[f"{RESULTS}/osv5m/runs/{{configuration}}/seed{seed}.json" for seed in osv_pack],
                 predictions=[f"{RESULTS}/osv5m/predictions/{{configuration}}/seed{seed}.npz" for seed in osv_pack],
-            params:
-                job=lambda wc, output, threads, pack=osv_pack, name=osv_pack_name: shlex.quote(json.dumps({
-                    "cache": OSV_CACHE, "label": wc.configuration, "seeds": pack, "settings": osv5m_job_settings(),
-                    "outputs": list(output.runs), "predictions": list(output.predictions),
-                    "checkpoint": f"{RESULTS}/checkpoints/osv5m/{wc.configuration}/{name}.ckpt",
-                    "log": f"{RESULTS}/logs/train/osv5m/{wc.configuration}/{name}.log", "device": config["device"],
-                    "threads": OSV["threads"],
-                })),
-                launcher=(f"{shlex.quote(sys.executable)} -m torch.distributed.run --standalone --nproc_per_node {OSV['ddp_processes']}"
-                          if OSV["parallel"] == "ddp" else shlex.quote(sys.executable)),
             log:
                 f"{RESULTS}/logs/train/osv5m/{{configuration}}/{osv_pack_name}.log",
             benchmark:
                 f"{RESULTS}/benchmarks/train/osv5m/{{configuration}}/{osv_pack_name}.tsv"
-            threads: OSV["threads"] * (OSV["ddp_processes"] if OSV["parallel"] == "ddp" else 1)
-            resources:
-                **(OSV["training_resources"] | ({"gpu": OSV["ddp_processes"]} if OSV["parallel"] == "ddp" and OSV["training_resources"].get("gpu", 1) else {})),
             conda:
                 "../../envs/train.yaml"
+            threads: OSV["threads"] * (OSV["ddp_processes"] if OSV["parallel"] == "ddp" else 1)
+            resources:
+                **(
+                    OSV["training_resources"]
+                    | (
+                        {"gpu": OSV["ddp_processes"]}
+                        if OSV["parallel"] == "ddp" and OSV["training_resources"].get("gpu", 1)
+                        else {}
+                    )
+                ),
+            params:
+                job=lambda wc, output, threads, pack=osv_pack, name=osv_pack_name: shlex.quote(
+                    json.dumps(
+                        {
+                            "cache": OSV_CACHE,
+                            "label": wc.configuration,
+                            "seeds": pack,
+                            "settings": osv5m_job_settings(),
+                            "outputs": list(output.runs),
+                            "predictions": list(output.predictions),
+                            "checkpoint": f"{RESULTS}/checkpoints/osv5m/{wc.configuration}/{name}.ckpt",
+                            "log": f"{RESULTS}/logs/train/osv5m/{wc.configuration}/{name}.log",
+                            "device": config["device"],
+                            "threads": OSV["threads"],
+                        }
+                    )
+                ),
+                launcher=(
+                    f"{shlex.quote(sys.executable)} -m torch.distributed.run --standalone --nproc_per_node {OSV['ddp_processes']}"
+                    if OSV["parallel"] == "ddp"
+                    else shlex.quote(sys.executable)
+                ),
             shell:
                 "OMP_NUM_THREADS={OSV[threads]} {params.launcher} -m targetcodec.train.osv5m {params.job}"
 
@@ -74,48 +93,62 @@ if OSV_KEYS:
                 lambda wc: sorted(str(p) for p in (Path(OSV_IMAGES) / wc.split).glob("*.zip")),
             output:
                 f"{OSV_EMBEDDINGS}/{{split}}.done",
+            log:
+                f"{RESULTS}/logs/osv5m_embed/{{split}}.log",
+            benchmark:
+                f"{RESULTS}/benchmarks/osv5m_embed/{{split}}.tsv"
             wildcard_constraints:
                 split="train|test|val",
+            conda:
+                "../../envs/train.yaml"
+            threads: OSV["threads"]
+            resources:
+                **OSV["embed"]["resources"],
             params:
                 images=OSV_IMAGES,
                 model=OSV["embed"]["model"],
                 batch_size=OSV["embed"]["batch_size"],
                 device=config["device"],
                 embeddings=OSV_EMBEDDINGS,
-            log:
-                f"{RESULTS}/logs/osv5m_embed/{{split}}.log",
-            benchmark:
-                f"{RESULTS}/benchmarks/osv5m_embed/{{split}}.tsv"
-            threads: OSV["threads"]
-            resources:
-                **OSV["embed"]["resources"],
-            conda:
-                "../../envs/train.yaml"
             script:
                 "../scripts/osv5m_embed.py"
 
     rule osv5m_report:
         input:
-            runs=expand(f"{RESULTS}/osv5m/runs/{{configuration}}/seed{{seed}}.json", configuration=OSV_LABELS, seed=OSV_SEEDS),
-            predictions=expand(f"{RESULTS}/osv5m/predictions/{{configuration}}/seed{{seed}}.npz", configuration=OSV_LABELS, seed=OSV_SEEDS),
+            runs=expand(
+                f"{RESULTS}/osv5m/runs/{{configuration}}/seed{{seed}}.json", configuration=OSV_LABELS, seed=OSV_SEEDS
+            ),
+            predictions=expand(
+                f"{RESULTS}/osv5m/predictions/{{configuration}}/seed{{seed}}.npz",
+                configuration=OSV_LABELS,
+                seed=OSV_SEEDS,
+            ),
         output:
-            table2=[report(p, caption="../report/table2_osv5m.rst", category="Tables") if p.endswith(".csv") else p
-                    for p in expand(f"{RESULTS}/tables/table2_osv5m.{{ext}}", ext=EXTENSIONS["table"])],
-            geo=[report(p, caption="../report/osv5m_geolocation.rst", category="Tables") if p.endswith(".csv") else p
-                 for p in expand(f"{RESULTS}/tables/osv5m_geolocation.{{ext}}", ext=EXTENSIONS["table"])],
-            cdf=[report(p, caption="../report/osv5m_error_cdf.rst", category="Figures") if p.endswith(".png") else p
-                 for p in expand(f"{RESULTS}/figures/osv5m_error_cdf.{{ext}}", ext=EXTENSIONS["figure"])],
-            world=[report(p, caption="../report/osv5m_world_errors.rst", category="Figures") if p.endswith(".png") else p
-                   for p in expand(f"{RESULTS}/figures/osv5m_world_errors.{{ext}}", ext=EXTENSIONS["figure"])],
-        params:
-            labels=OSV_LABELS,
-            seeds=OSV_SEEDS,
-            reference="least_squares",
+            table2=[
+                report(p, caption="../report/table2_osv5m.rst", category="Tables") if p.endswith(".csv") else p
+                for p in expand(f"{RESULTS}/tables/table2_osv5m.{{ext}}", ext=EXTENSIONS["table"])
+            ],
+            geo=[
+                report(p, caption="../report/osv5m_geolocation.rst", category="Tables") if p.endswith(".csv") else p
+                for p in expand(f"{RESULTS}/tables/osv5m_geolocation.{{ext}}", ext=EXTENSIONS["table"])
+            ],
+            cdf=[
+                report(p, caption="../report/osv5m_error_cdf.rst", category="Figures") if p.endswith(".png") else p
+                for p in expand(f"{RESULTS}/figures/osv5m_error_cdf.{{ext}}", ext=EXTENSIONS["figure"])
+            ],
+            world=[
+                report(p, caption="../report/osv5m_world_errors.rst", category="Figures") if p.endswith(".png") else p
+                for p in expand(f"{RESULTS}/figures/osv5m_world_errors.{{ext}}", ext=EXTENSIONS["figure"])
+            ],
         log:
             f"{RESULTS}/logs/osv5m_report.log",
         benchmark:
             f"{RESULTS}/benchmarks/osv5m_report.tsv"
         conda:
             "../../envs/workflow.yaml"
+        params:
+            labels=OSV_LABELS,
+            seeds=OSV_SEEDS,
+            reference="least_squares",
         script:
             "../scripts/osv5m_report.py"

@@ -42,24 +42,26 @@ for output_entry in REPORT_OUTPUTS:
             report_source(output_entry),
         output:
             [
-                report(
-                    path,
-                    caption=f"../report/{output_entry.name}.rst",
-                    category=output_entry.kind.title() + "s",
-                    labels={output_entry.kind: output_entry.name},
+                (
+                    report(
+                        path,
+                        caption=f"../report/{output_entry.name}.rst",
+                        category=output_entry.kind.title() + "s",
+                        labels={output_entry.kind: output_entry.name},
+                    )
+                    if path.endswith(IN_REPORT[output_entry.kind])
+                    else path
                 )
-                if path.endswith(IN_REPORT[output_entry.kind])
-                else path
                 for path in output_entry.files(RESULTS)
             ],
-        params:
-            name=output_entry.name,
-            **report_settings(),
         log:
             f"{RESULTS}/logs/{output_entry.kind}s/{output_entry.name}.log",
         benchmark:
             f"{RESULTS}/benchmarks/{output_entry.kind}s/{output_entry.name}.tsv"
         conda:
             "../../envs/workflow.yaml"
+        params:
+            **report_settings(),
+            name=output_entry.name,
         script:
             "../scripts/report_output.py"

@@ -11,20 +11,20 @@ rule sweep:
     output:
         runs=f"{RESULTS}/sweeps/{{param}}/{{dataset}}/{{configuration}}.parquet",
         selected=f"{RESULTS}/selected/{{param}}/{{dataset}}/{{configuration}}.json",
+    log:
+        f"{RESULTS}/logs/sweep/{{param}}/{{dataset}}/{{configuration}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/sweep/{{param}}/{{dataset}}/{{configuration}}.tsv"
+    conda:
+        "../../envs/train.yaml"
+    threads: config["threads"]
+    resources:
+        **TRAINING_RESOURCES,
     params:
         grid=lambda wc: SWEEPS[wc.param]["grid"],
         seeds=lambda wc: SWEEPS[wc.param]["seeds"],
         job=training_job,
         runtime=RUNTIME,
         checkpoint=f"{RESULTS}/checkpoints/sweeps/{{param}}/{{dataset}}/{{configuration}}.ckpt",
-    log:
-        f"{RESULTS}/logs/sweep/{{param}}/{{dataset}}/{{configuration}}.log",
-    benchmark:
-        f"{RESULTS}/benchmarks/sweep/{{param}}/{{dataset}}/{{configuration}}.tsv"
-    threads: config["threads"]
-    resources:
-        **TRAINING_RESOURCES,
-    conda:
-        "../../envs/train.yaml"
     script:
         "../scripts/sweep.py"

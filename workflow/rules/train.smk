@@ -15,19 +15,19 @@ for pack in PACKS:
             selected=final_selected_inputs,
         output:
             [f"{RESULTS}/runs/{{dataset}}/{{configuration}}/seed{seed}.json" for seed in pack],
+        log:
+            f"{RESULTS}/logs/train/{{dataset}}/{{configuration}}/{pack_name}.log",
+        benchmark:
+            f"{RESULTS}/benchmarks/train/{{dataset}}/{{configuration}}/{pack_name}.tsv"
+        conda:
+            "../../envs/train.yaml"
+        threads: config["threads"]
+        resources:
+            **TRAINING_RESOURCES,
         params:
             seeds=pack,
             job=training_job,
             runtime=RUNTIME,
             checkpoint=f"{RESULTS}/checkpoints/{{dataset}}/{{configuration}}/{pack_name}.ckpt",
-        log:
-            f"{RESULTS}/logs/train/{{dataset}}/{{configuration}}/{pack_name}.log",
-        benchmark:
-            f"{RESULTS}/benchmarks/train/{{dataset}}/{{configuration}}/{pack_name}.tsv"
-        threads: config["threads"]
-        resources:
-            **TRAINING_RESOURCES,
-        conda:
-            "../../envs/train.yaml"
         script:
             "../scripts/train.py"

@@ -5,4 +5,6 @@ from targetcodec.joblog import job_log
 
 with job_log(snakemake.log[0]) as log:
     p = snakemake.params
-    prepare(p.root, p.cache, embeddings=p.embeddings, validation=p.validation, validation_seed=p.validation_seed, log=log)
+    prepare(
+        p.root, p.cache, embeddings=p.embeddings, validation=p.validation, validation_seed=p.validation_seed, log=log
+    )

@@ -8,7 +8,13 @@ with job_log(snakemake.log[0]) as log:
     spec = snakemake.params.spec
     log(f"preparing {key} from source {spec['source']!r}")
     prepared = prepare_dataset(
-        key, spec, snakemake.params.split, snakemake.params.cache_dir, snakemake.output.data, snakemake.output.summary, log
+        key,
+        spec,
+        snakemake.params.split,
+        snakemake.params.cache_dir,
+        snakemake.output.data,
+        snakemake.output.summary,
+        log,
     )
     summary = prepared.summary
     rows = summary["rows"]

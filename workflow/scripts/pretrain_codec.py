@@ -10,7 +10,9 @@ with job_log(snakemake.log[0]) as log:
     c = snakemake.params.codec
     k = int(snakemake.wildcards.k)
     data = SplitData.load(snakemake.input.data)
-    codec = initial_codec(data.y_train, k, lambda_sigma=c["init_lambda_sigma"], seed=snakemake.params.seed, grid=c["grid"])
+    codec = initial_codec(
+        data.y_train, k, lambda_sigma=c["init_lambda_sigma"], seed=snakemake.params.seed, grid=c["grid"]
+    )
     trained, report = pretrain_codec(
         codec,
         data.y_train,

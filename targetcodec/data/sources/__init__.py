@@ -16,8 +16,17 @@ from . import local, medmnist, openml, osv5m, uci
 from .base import DataSourceError, RawData, Source
 from .local import synthetic_table
 
-__all__ = ["DataSourceError", "RawData", "Source", "SOURCES", "get_source", "load_dataset", "raw_files",
-           "load_verified", "synthetic_table"]
+__all__ = [
+    "DataSourceError",
+    "RawData",
+    "Source",
+    "SOURCES",
+    "get_source",
+    "load_dataset",
+    "raw_files",
+    "load_verified",
+    "synthetic_table",
+]
 
 
 # The source registry: a new source is a module with a Source, and one entry here.
@@ -30,7 +39,9 @@ SOURCES: dict[str, Source] = {
 def get_source(key: str, spec: dict) -> Source:
     name = spec.get("source")
     if name not in SOURCES:
-        raise DataSourceError(f"dataset {key!r}: unknown source {name!r} (config key 'datasets.{key}.source'); known: {', '.join(SOURCES)}")
+        raise DataSourceError(
+            f"dataset {key!r}: unknown source {name!r} (config key 'datasets.{key}.source'); known: {', '.join(SOURCES)}"
+        )
     return SOURCES[name]
 
 

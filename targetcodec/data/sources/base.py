@@ -6,9 +6,9 @@ sources (openml.py, uci.py, medmnist.py) can all import it without cycles.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import pandas as pd
@@ -65,5 +65,7 @@ def targets_of(key: str, spec: dict) -> list[str]:
     """The target column(s) of a tabular dataset entry (config key ``datasets.<key>.target``)."""
     target = spec.get("target")
     if target is None:
-        raise DataSourceError(f"dataset {key!r}: config key 'datasets.{key}.target' is required for source {spec['source']!r}")
+        raise DataSourceError(
+            f"dataset {key!r}: config key 'datasets.{key}.target' is required for source {spec['source']!r}"
+        )
     return [target] if isinstance(target, str) else list(target)

@@ -11,6 +11,7 @@ import pandas as pd
 from .base import DataSourceError, RawData, Source, targets_of
 from .tables import read_table
 
+
 def load_file(key: str, spec: dict, cache_dir: Path) -> RawData:
     """A local CSV or parquet file (``path``, relative to the working directory) with named target column(s)."""
     path = Path(spec["path"])
@@ -30,10 +31,16 @@ def load_sklearn(key: str, spec: dict, cache_dir: Path) -> RawData:
     name = spec.get("name", key)
     loader = getattr(sklearn.datasets, f"load_{name}", None)
     if loader is None:
-        raise DataSourceError(f"dataset {key!r}: scikit-learn has no bundled dataset {name!r} (config key 'datasets.{key}.name')")
+        raise DataSourceError(
+            f"dataset {key!r}: scikit-learn has no bundled dataset {name!r} (config key 'datasets.{key}.name')"
+        )
     bunch = loader(as_frame=True)
     table = bunch.frame
-    targets = targets_of(key, spec) if "target" in spec else [c for c in table.columns if c == "target"] or [table.columns[-1]]
+    targets = (
+        targets_of(key, spec)
+        if "target" in spec
+        else [c for c in table.columns if c == "target"] or [table.columns[-1]]
+    )
     return RawData(table=table, targets=targets, description=f"scikit-learn load_{name}")
 
 
@@ -60,7 +67,13 @@ def load_synthetic(key: str, spec: dict, cache_dir: Path) -> RawData:
     m = int(spec.get("targets", 1))
     if m not in (1, 2):
         raise DataSourceError(f"dataset {key!r}: config key 'datasets.{key}.targets' must be 1 or 2, got {m}")
-    table = synthetic_table(int(spec.get("n", 2000)), int(spec.get("features", 8)), m, float(spec.get("noise", 0.05)), int(spec.get("seed", 0)))
+    table = synthetic_table(
+        int(spec.get("n", 2000)),
+        int(spec.get("features", 8)),
+        m,
+        float(spec.get("noise", 0.05)),
+        int(spec.get("seed", 0)),
+    )
     return RawData(table=table, targets=[f"y{i + 1}" for i in range(m)], description="synthetic (seeded generator)")
 
 

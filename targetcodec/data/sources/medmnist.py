@@ -29,15 +29,19 @@ def info_of(key: str, spec: dict) -> tuple[dict, str]:
 
     flag = spec["flag"]
     if flag not in INFO:
-        raise DataSourceError(f"dataset {key!r}: MedMNIST has no flag {flag!r} (config key 'datasets.{key}.flag'); "
-                              f"known: {', '.join(sorted(INFO))}")
+        raise DataSourceError(
+            f"dataset {key!r}: MedMNIST has no flag {flag!r} (config key 'datasets.{key}.flag'); "
+            f"known: {', '.join(sorted(INFO))}"
+        )
     info = INFO[flag]
     if info["task"] not in REGRESSION_TASKS:
         raise DataSourceError(f"dataset {key!r}: MedMNIST {flag!r} is a {info['task']} task, not a regression one")
     size = int(spec.get("size", 28))
     suffix = "" if size == 28 else f"_{size}"
     if f"url{suffix}" not in info:
-        raise DataSourceError(f"dataset {key!r}: MedMNIST {flag!r} has no {size} px version (config key 'datasets.{key}.size')")
+        raise DataSourceError(
+            f"dataset {key!r}: MedMNIST {flag!r} has no {size} px version (config key 'datasets.{key}.size')"
+        )
     return info, suffix
 
 
@@ -55,8 +59,13 @@ def fetch(key: str, spec: dict, cache_dir: Path, policy: DownloadPolicy, log=pri
     url, md5 = info[f"url{suffix}"], info[f"MD5{suffix}"]
     dest = cache_files(key, spec, cache_dir)[0]
     what = f"dataset {key!r}: MedMNIST {spec['flag']!r} ({url})"
-    sha256 = with_retries(lambda: place_file(dest, lambda tmp: download_url(url, tmp, policy.timeout_seconds, md5)),
-                          what, policy, log, hint=offline_hint(dest))
+    sha256 = with_retries(
+        lambda: place_file(dest, lambda tmp: download_url(url, tmp, policy.timeout_seconds, md5)),
+        what,
+        policy,
+        log,
+        hint=offline_hint(dest),
+    )
     log(f"{key}: MedMNIST {spec['flag']} -> {dest} (sha256 {sha256})")
     return [dest]
 
@@ -87,13 +96,20 @@ def load(key: str, spec: dict, cache_dir: Path) -> RawData:
                 images[split] = np.asarray(data.imgs)
                 targets[split] = np.asarray(data.labels).reshape(n, -1)
             except AssertionError as e:
-                raise DataSourceError(f"dataset {key!r}: {path} has {len(data.imgs)} {split} images, MedMNIST "
-                                      f"records {info['n_samples'][split]}") from e
+                raise DataSourceError(
+                    f"dataset {key!r}: {path} has {len(data.imgs)} {split} images, MedMNIST "
+                    f"records {info['n_samples'][split]}"
+                ) from e
             except Exception as e:  # a damaged npz raises zipfile, pickle or key errors
-                raise DataSourceError(f"dataset {key!r}: cannot read {split} split of {path} with medmnist: "
-                                      f"{type(e).__name__}: {e}") from e
-    return RawData(images=images, image_targets=targets, targets=[f"{spec['flag']} label"],
-                   description=f"MedMNIST {spec['flag']} ({int(spec.get('size', 28))} px, official split), cached as {path}")
+                raise DataSourceError(
+                    f"dataset {key!r}: cannot read {split} split of {path} with medmnist: {type(e).__name__}: {e}"
+                ) from e
+    return RawData(
+        images=images,
+        image_targets=targets,
+        targets=[f"{spec['flag']} label"],
+        description=f"MedMNIST {spec['flag']} ({int(spec.get('size', 28))} px, official split), cached as {path}",
+    )
 
 
 SOURCE = Source("medmnist", load, fetch, cache_files, official_digest)

@@ -11,9 +11,9 @@ from __future__ import annotations
 import contextlib
 from pathlib import Path
 
-from . import tables
 from ..cache import offline_hint
 from ..network import TRANSIENT_ERRORS, DownloadPolicy, with_retries
+from . import tables
 from .base import DataSourceError, Source
 
 
@@ -48,7 +48,9 @@ def remove_pickled_copies(cache_dir: Path, dataset_id: int, log=print) -> list[P
     removed = sorted(folder.glob("*.pkl*")) if folder.is_dir() else []
     for path in removed:
         path.unlink()
-        log(f"removed {path}: openml-python would unpickle it (which can run code); it is rebuilt from the dataset's file")
+        log(
+            f"removed {path}: openml-python would unpickle it (which can run code); it is rebuilt from the dataset's file"
+        )
     return removed
 
 
@@ -68,19 +70,24 @@ def fetch(key: str, spec: dict, cache_dir: Path, policy: DownloadPolicy, log=pri
         remove_pickled_copies(cache_dir, dataset_id, log)
         with openml_client(cache_dir) as openml:
             try:
-                dataset = openml.datasets.get_dataset(dataset_id, download_data=True, download_qualities=False,
-                                                      download_features_meta_data=False)
+                dataset = openml.datasets.get_dataset(
+                    dataset_id, download_data=True, download_qualities=False, download_features_meta_data=False
+                )
                 table, *_ = dataset.get_data(dataset_format="dataframe")
             except (oe.OpenMLServerNoResult, oe.OpenMLPrivateDatasetError, oe.OpenMLNotAuthorizedError) as e:
-                raise DataSourceError(f"{what}: OpenML has no public dataset with this id (config key "
-                                      f"'datasets.{key}.id'): {e}") from e
+                raise DataSourceError(
+                    f"{what}: OpenML has no public dataset with this id (config key 'datasets.{key}.id'): {e}"
+                ) from e
         return table, dataset.name
 
     transient = TRANSIENT_ERRORS + (oe.OpenMLServerError, urllib3.exceptions.HTTPError)
-    table, name = with_retries(download, what, policy, log, transient,
-                               hint=offline_hint(dest, tables.offline_names(key, dest)))
+    table, name = with_retries(
+        download, what, policy, log, transient, hint=offline_hint(dest, tables.offline_names(key, dest))
+    )
     sha256 = tables.store(key, spec, table, dest, log)
-    log(f"{key}: OpenML {dataset_id} ({name}): {table.shape[0]} rows x {table.shape[1]} columns -> {dest} (sha256 {sha256})")
+    log(
+        f"{key}: OpenML {dataset_id} ({name}): {table.shape[0]} rows x {table.shape[1]} columns -> {dest} (sha256 {sha256})"
+    )
     return [dest]
 
 

@@ -23,8 +23,8 @@ from __future__ import annotations
 import json
 import tarfile
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Callable, Iterator
 
 import numpy as np
 
@@ -166,8 +166,12 @@ def _chunk(rows) -> Chunk:
     dims = {len(r[2]) for r in rows}
     if len(dims) != 1:
         raise DataSourceError(f"osv5m: embeddings of different sizes {sorted(dims)}")
-    return Chunk([r[0] for r in rows], np.array([r[1] for r in rows], dtype=np.float64),
-                 np.stack([r[2] for r in rows]), {c: [r[3][c] for r in rows] for c in LABEL_COLUMNS})
+    return Chunk(
+        [r[0] for r in rows],
+        np.array([r[1] for r in rows], dtype=np.float64),
+        np.stack([r[2] for r in rows]),
+        {c: [r[3][c] for r in rows] for c in LABEL_COLUMNS},
+    )
 
 
 def iter_csv(root: Path | str, split: str, embeddings: Path | str | None = None, chunk: int = 8192) -> Iterator[Chunk]:
@@ -184,18 +188,26 @@ def iter_csv(root: Path | str, split: str, embeddings: Path | str | None = None,
             raise DataSourceError(f"osv5m: {table} has no column(s) {', '.join(missing)}")
         coords = []
         embs = []
-        for i, (ident, lat, lon) in enumerate(zip(frame["id"], frame["latitude"], frame["longitude"])):
-            coords.append(_check_coords(lat if lat != "" else None, lon if lon != "" else None, f"{table} row id {ident!r}"))
+        for ident, lat, lon in zip(frame["id"], frame["latitude"], frame["longitude"]):
+            coords.append(
+                _check_coords(lat if lat != "" else None, lon if lon != "" else None, f"{table} row id {ident!r}")
+            )
             path = next((f / f"{ident}.npy" for f in folders if (f / f"{ident}.npy").is_file()), None)
             if path is None:
-                raise DataSourceError(f"osv5m: no embedding {ident}.npy for {table} row id {ident!r} (looked in {', '.join(map(str, folders))})")
+                raise DataSourceError(
+                    f"osv5m: no embedding {ident}.npy for {table} row id {ident!r} (looked in {', '.join(map(str, folders))})"
+                )
             try:
                 embs.append(np.load(path, allow_pickle=False).reshape(-1))
             except (ValueError, OSError) as e:
                 raise DataSourceError(f"osv5m: unreadable embedding {path} ({e})") from None
         labels = {c: [str(v) for v in frame[c]] if c in frame.columns else [""] * len(frame) for c in LABEL_COLUMNS}
-        yield _chunk([(ident, coords[i], embs[i], {c: labels[c][i] for c in LABEL_COLUMNS})
-                      for i, ident in enumerate(frame["id"])])
+        yield _chunk(
+            [
+                (ident, coords[i], embs[i], {c: labels[c][i] for c in LABEL_COLUMNS})
+                for i, ident in enumerate(frame["id"])
+            ]
+        )
 
 
 # ------------------------------------------------------------------------------ the .npy cache
@@ -227,8 +239,16 @@ class _GrowingNpy:
         self.file.close()
 
 
-def prepare(root: Path | str, out_dir: Path | str, *, embeddings: Path | str | None = None, validation="test_size",
-            validation_seed: int = 0, chunk: int = 8192, log: Callable[[str], None] | None = None) -> dict:
+def prepare(
+    root: Path | str,
+    out_dir: Path | str,
+    *,
+    embeddings: Path | str | None = None,
+    validation="test_size",
+    validation_seed: int = 0,
+    chunk: int = 8192,
+    log: Callable[[str], None] | None = None,
+) -> dict:
     """Convert the data under ``root`` into the cache in ``out_dir``; returns the summary (also summary.json).
 
     ``validation``: ``"test_size"`` (ours, default: a seeded hold-out of the test set's size from the
@@ -248,8 +268,14 @@ def prepare(root: Path | str, out_dir: Path | str, *, embeddings: Path | str | N
     for split in splits:
         start = time.perf_counter()
         source = iter_wds(root, split, chunk) if layout == "wds" else iter_csv(root, split, embeddings, chunk)
-        emb_path, target_path, meta_path = (out_dir / f"{split}_{n}" for n in ("embeddings.npy", "targets.npy", "meta.csv"))
-        with atomic_path(emb_path) as emb_tmp, atomic_path(target_path) as target_tmp, atomic_path(meta_path) as meta_tmp:
+        emb_path, target_path, meta_path = (
+            out_dir / f"{split}_{n}" for n in ("embeddings.npy", "targets.npy", "meta.csv")
+        )
+        with (
+            atomic_path(emb_path) as emb_tmp,
+            atomic_path(target_path) as target_tmp,
+            atomic_path(meta_path) as meta_tmp,
+        ):
             emb_file = target_file = None
             with open(meta_tmp, "w") as meta:
                 meta.write(",".join(["id"] + LABEL_COLUMNS) + "\n")
@@ -260,7 +286,10 @@ def prepare(root: Path | str, out_dir: Path | str, *, embeddings: Path | str | N
                     emb_file.append(block.embeddings)
                     target_file.append(block.coords)
                     for i, ident in enumerate(block.ids):
-                        meta.write(",".join(_csv_field(v) for v in [ident] + [block.labels[c][i] for c in LABEL_COLUMNS]) + "\n")
+                        meta.write(
+                            ",".join(_csv_field(v) for v in [ident] + [block.labels[c][i] for c in LABEL_COLUMNS])
+                            + "\n"
+                        )
                     seconds = time.perf_counter() - start
                     log(f"prepare {split}: {emb_file.rows:,} rows, {emb_file.rows / max(seconds, 1e-9):,.0f} rows/s")
             if emb_file is None:
@@ -268,8 +297,11 @@ def prepare(root: Path | str, out_dir: Path | str, *, embeddings: Path | str | N
             emb_file.close()
             target_file.close()
         seconds = time.perf_counter() - start
-        summary["splits"][split] = {"rows": emb_file.rows, "seconds": round(seconds, 3),
-                                    "rows_per_second": round(emb_file.rows / max(seconds, 1e-9), 1)}
+        summary["splits"][split] = {
+            "rows": emb_file.rows,
+            "seconds": round(seconds, 3),
+            "rows_per_second": round(emb_file.rows / max(seconds, 1e-9), 1),
+        }
         summary["features"] = emb_file.width
     n_train, n_test = summary["splits"]["train"]["rows"], summary["splits"]["test"]["rows"]
     rows = np.random.default_rng(validation_seed).permutation(n_train)
@@ -280,7 +312,9 @@ def prepare(root: Path | str, out_dir: Path | str, *, embeddings: Path | str | N
     else:
         fraction = float(validation)
         if not 0 < fraction < 1:
-            raise DataSourceError(f"osv5m: validation {validation!r} is neither 'test_size', 'folder' nor a fraction in (0, 1)")
+            raise DataSourceError(
+                f"osv5m: validation {validation!r} is neither 'test_size', 'folder' nor a fraction in (0, 1)"
+            )
         n_val = int(round(fraction * n_train))
     for name, part in (("train_rows.npy", rows[n_val:]), ("val_rows.npy", rows[:n_val])):
         with atomic_path(out_dir / name) as tmp, open(tmp, "wb") as f:
@@ -368,8 +402,10 @@ def target_range(mode: str, train_coords: np.ndarray | None = None) -> tuple[np.
 
 
 def _load(key: str, spec: dict, cache_dir: Path) -> RawData:
-    raise DataSourceError(f"dataset {key!r}: the osv5m source is prepared by its own stage (workflow/rules/osv5m.smk, "
-                          f"rule osv5m_prepare), not by the tabular prepare rule")
+    raise DataSourceError(
+        f"dataset {key!r}: the osv5m source is prepared by its own stage (workflow/rules/osv5m.smk, "
+        f"rule osv5m_prepare), not by the tabular prepare rule"
+    )
 
 
 SOURCE = Source(name="osv5m", load=_load)

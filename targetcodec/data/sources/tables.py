@@ -16,7 +16,6 @@ import pandas as pd
 from ..cache import STAGE_COMMAND, place_file
 from .base import DataSourceError, RawData, targets_of
 
-
 TABLE_SUFFIXES = (".csv", ".parquet")  # in order of preference when both exist
 
 
@@ -57,8 +56,10 @@ def load(key: str, spec: dict, cache_dir: Path) -> RawData:
     try:
         table = read_table(path, spec.get("separator", ","))
     except Exception as e:  # pandas and pyarrow raise many types for unreadable files
-        raise DataSourceError(f"dataset {key!r}: cannot read cached file {path}: {e}. Delete it and run "
-                              f"`{STAGE_COMMAND}` on a machine with network, or put a good copy there.") from e
+        raise DataSourceError(
+            f"dataset {key!r}: cannot read cached file {path}: {e}. Delete it and run "
+            f"`{STAGE_COMMAND}` on a machine with network, or put a good copy there."
+        ) from e
     where = f"UCI id {spec['id']}" if spec["source"] == "uci" else f"OpenML id {spec['id']}"
     return RawData(table=table, targets=targets_of(key, spec), description=f"{where}, cached as {path}")
 
@@ -81,8 +82,10 @@ def store(key: str, spec: dict, table: pd.DataFrame, dest: Path, log=print) -> s
         table = table.copy()
         for target in targets_of(key, spec):
             if target not in table.columns:
-                raise DataSourceError(f"dataset {key!r}: target column {target!r} (config key 'datasets.{key}.target') "
-                                      f"is not in the downloaded table; columns are {list(table.columns)}")
+                raise DataSourceError(
+                    f"dataset {key!r}: target column {target!r} (config key 'datasets.{key}.target') "
+                    f"is not in the downloaded table; columns are {list(table.columns)}"
+                )
             table[target] = np.exp(pd.to_numeric(table[target]))
         log(f"{key}: the source serves log({', '.join(targets_of(key, spec))}); stored exp() of it, the original units")
     return write_table(table, dest)

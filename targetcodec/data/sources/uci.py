@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from . import tables
 from ..cache import offline_hint
 from ..network import DownloadPolicy, with_retries
+from . import tables
 from .base import DataSourceError, Source, is_text
 
 
@@ -37,14 +37,17 @@ def fetch(key: str, spec: dict, cache_dir: Path, policy: DownloadPolicy, log=pri
         except ucimlrepo.fetch.DatasetNotFoundError as e:
             if "csv" in str(e).lower():  # the data file could not be read: worth another attempt
                 raise ConnectionError(str(e)) from e
-            raise DataSourceError(f"{what}: UCI has no importable dataset with this id (config key "
-                                  f"'datasets.{key}.id'): {e}") from e
+            raise DataSourceError(
+                f"{what}: UCI has no importable dataset with this id (config key 'datasets.{key}.id'): {e}"
+            ) from e
 
     result = with_retries(download, what, policy, log, hint=offline_hint(dest, tables.offline_names(key, dest)))
     table = with_missing_values_as_nan(result.data.original, result.metadata)
     sha256 = tables.store(key, spec, table, dest, log)
-    log(f"{key}: UCI {dataset_id} ({result.metadata.name}): {table.shape[0]} rows x {table.shape[1]} columns "
-        f"-> {dest} (sha256 {sha256})")
+    log(
+        f"{key}: UCI {dataset_id} ({result.metadata.name}): {table.shape[0]} rows x {table.shape[1]} columns "
+        f"-> {dest} (sha256 {sha256})"
+    )
     return [dest]
 
 
