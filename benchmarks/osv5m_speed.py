@@ -39,7 +39,7 @@ def train_speed(
     )
     params_codec = {
         n: v.float().to(dev).unsqueeze(0).repeat(runs, *([1] * v.dim()))
-        for n, v in (m.trainable_codec(codec).items() if codec else [])
+        for n, v in (m.trainable_codec(codec, MethodSettings()).items() if codec else [])
     }
     model = OSVModel(head, params_codec)
     params = list(model.parameters())

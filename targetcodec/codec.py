@@ -362,9 +362,10 @@ def pretrain_codec(
     return trained, report
 
 
-def unit_square_grid_codec(k: int, m: int = 2, lambda_sigma: float = 1.0) -> Codec:
+def unit_square_grid_codec(k: int, m: int = 2, lambda_sigma: float = 1.0, grid: str = "endpoints") -> Codec:
     """A uniform grid of k = g^m centroids over the unit cube [0, 1]^m, placed like the 1-D grid of
-    ``grid_centroids``: the cell midpoints (i + 1/2) / g of each axis, delta_mu = 1 / g.
+    ``grid_centroids`` (config key codec.grid): on each axis i / (g - 1), delta_mu = 1 / (g - 1)
+    ("endpoints"), or the cell midpoints (i + 1/2) / g, delta_mu = 1 / g ("midpoints").
 
     Table 2's end-to-end run (section 4): k = 625, mu initialised as a uniform 25 x 25 grid, the targets
     (latitude, longitude) being scaled to [0, 1]. sigma = lambda_sigma * delta_mu and w through eq. (4) -> (5).
@@ -374,8 +375,11 @@ def unit_square_grid_codec(k: int, m: int = 2, lambda_sigma: float = 1.0) -> Cod
         raise ValueError(
             f"k = {k} is not g^{m} for an integer g >= 2 (a {m}-D uniform grid needs k = 4, 9, ..., 625, ...)"
         )
-    axis = (np.arange(g) + 0.5) / g
+    if grid not in GRIDS:
+        raise ValueError(f"unknown grid {grid!r}; expected one of {', '.join(GRIDS)}")
+    spacing = 1.0 / (g - 1) if grid == "endpoints" else 1.0 / g
+    axis = np.arange(g) * spacing if grid == "endpoints" else (np.arange(g) + 0.5) * spacing
     mesh = np.stack(np.meshgrid(*([axis] * m), indexing="ij"), axis=-1).reshape(k, m)
     c = torch.as_tensor(mesh, dtype=torch.float64)
-    w_lin, w_bias = gaussian_to_softmax_weights(c, lambda_sigma / g)
-    return Codec(w_lin=w_lin, w_bias=w_bias, mu=c.clone(), centroids=c, spacing=1.0 / g)
+    w_lin, w_bias = gaussian_to_softmax_weights(c, lambda_sigma * spacing)
+    return Codec(w_lin=w_lin, w_bias=w_bias, mu=c.clone(), centroids=c, spacing=spacing)

@@ -199,9 +199,15 @@ def test_packed_adamw_is_torch_adamw_per_run():
 def test_unit_square_grid_codec():
     from targetcodec.codec import unit_square_grid_codec
 
-    c = unit_square_grid_codec(625)
-    assert c.mu.shape == (625, 2) and c.spacing == pytest.approx(1 / 25)
-    assert c.mu.min() == pytest.approx(0.02) and c.mu.max() == pytest.approx(0.98)  # cell midpoints, like the 1-D grid
+    c = unit_square_grid_codec(625)  # endpoints, the 1-D grid's default: the decoder reaches every corner
+    assert c.mu.shape == (625, 2) and c.spacing == pytest.approx(1 / 24)
+    assert c.mu.min() == 0 and c.mu.max() == pytest.approx(1.0)
+    mid = unit_square_grid_codec(625, grid="midpoints")
+    assert (
+        mid.spacing == pytest.approx(1 / 25)
+        and mid.mu.min() == pytest.approx(0.02)
+        and mid.mu.max() == pytest.approx(0.98)
+    )
     assert len(np.unique(c.mu.numpy().round(6), axis=0)) == 625
     with pytest.raises(ValueError, match="k = 600"):
         unit_square_grid_codec(600)

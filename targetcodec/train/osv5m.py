@@ -61,6 +61,7 @@ class OSVSettings:
     lambda_pred: float = 1.0
     alpha: float = 1e-6
     init_lambda_sigma: float = 1.0
+    grid: str = "endpoints"  # the 25 x 25 grid's placement, as the 1-D grid's (config key codec.grid)
     soft_binning_lambda_sigma: float = 0.5
     huber_delta: float = 1.0
     codec_pretrain_steps: int = 2000  # trained-codec method: eq. (7) on up to 100,000 training targets
@@ -104,6 +105,7 @@ class OSVSettings:
             lambda_pred=e2e["lambda_pred"],
             alpha=config["codec"]["alpha"],
             init_lambda_sigma=config["codec"]["init_lambda_sigma"],
+            grid=config["codec"]["grid"],
             soft_binning_lambda_sigma=config["codec"]["soft_binning_lambda_sigma"],
             huber_delta=config["huber_delta"],
             codec_pretrain_steps=config["codec"]["pretrain"]["steps"],
@@ -236,7 +238,7 @@ def make_codec(method, k: int | None, y_train: np.ndarray, s: OSVSettings, seed:
     sample = y_train[np.random.default_rng(seed).permutation(len(y_train))[:100_000]]
     g = round(math.sqrt(k))
     codec = (
-        unit_square_grid_codec(k, 2, s.init_lambda_sigma)
+        unit_square_grid_codec(k, 2, s.init_lambda_sigma, s.grid)
         if g * g == k
         else initial_codec(sample, k, s.init_lambda_sigma, seed)
     )
@@ -258,7 +260,7 @@ def _method_settings(s: OSVSettings):
     from ..specs import MethodSettings
 
     return MethodSettings(
-        huber_delta=s.huber_delta, soft_binning_lambda_sigma=s.soft_binning_lambda_sigma, alpha=s.alpha
+        huber_delta=s.huber_delta, soft_binning_lambda_sigma=s.soft_binning_lambda_sigma, alpha=s.alpha, grid=s.grid
     )
 
 
@@ -346,7 +348,7 @@ def _train(job: Job, log, distributed: bool, rank: int):
     )
     codec_params = {
         name: v.to(device, dtype).unsqueeze(0).repeat(R, *([1] * v.dim())).contiguous()
-        for name, v in (method.trainable_codec(codec).items() if codec is not None else [])
+        for name, v in (method.trainable_codec(codec, _method_settings(s)).items() if codec is not None else [])
     }
     model = OSVModel(head, codec_params)
     log(
