@@ -78,12 +78,15 @@ def check_config(config: dict) -> None:
     for where, names in (("methods", config["methods"]), ("sweeps.k.methods", config["sweeps"]["k"]["methods"])):
         for i, name in enumerate(names):
             if name not in METHODS:
-                raise ValueError(f"config key '{where}[{i}]': unknown method {name!r}; known: {', '.join(METHODS)}")
+                raise ValueError(
+                    f"config key '{where}[{i}]': unknown method {name!r}{nearest(name, METHODS)}; known: {', '.join(METHODS)}"
+                )
             if where == "sweeps.k.methods" and not METHODS[name].uses_k:
                 raise ValueError(f"config key '{where}[{i}]': {name!r} has no k to sweep")
     if config["significance"]["reference"] not in config["methods"]:
         raise ValueError(
-            f"config key 'significance.reference': {config['significance']['reference']!r} is not in 'methods' (tables and figures compare every method with it: add it)"
+            f"config key 'significance.reference': {config['significance']['reference']!r} is not in 'methods'"
+            f"{nearest(config['significance']['reference'], config['methods'])} (tables and figures compare every method with it: add it)"
         )
     uses_k = [m for m in config["methods"] if METHODS[m].uses_k]
     if uses_k and config["figures"]["k"] not in config["k_values"]:

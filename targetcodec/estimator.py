@@ -28,7 +28,12 @@ from .pack import RunSpec, SplitData, TrainingConfig, codec_for_method, train_pa
 
 # scikit-learn's estimator checks that this regressor does not pass, and why (for check_estimator's
 # expected_failed_checks; tests/test_estimator.py runs the others).
-EXPECTED_FAILED_CHECKS: dict[str, str] = {}
+EXPECTED_FAILED_CHECKS: dict[str, str] = {
+    # float32 matrix products sum in a different order for a different number of rows, so a row's
+    # prediction may move by one unit in the last place (2.4e-7 measured) between the full data and a
+    # subset; the check asks for 1e-7.
+    "check_methods_subset_invariance": "float32 round-off between batch sizes (one unit in the last place)",
+}
 
 
 class TargetCodecRegressor(RegressorMixin, BaseEstimator):

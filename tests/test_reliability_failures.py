@@ -70,7 +70,8 @@ def test_finite_divergence_is_recorded_as_failed_and_left_out_of_table3(prepared
     huber = train(tmp_path, prepared, "huber", [0, 1], BAD_LR)
     record = json.loads(open(blown[0]).read())
     assert record["failed"] and not record["diverged"]  # large but finite: the case the issue found in Table 3
-    assert record["metrics"]["val_mae"] > 1 and "no better than predicting the training mean" in record["failure"]
+    assert record["metrics"]["val_mae"] >= record["mean_predictor_val_mae"]  # finite, and no better than the mean
+    assert "no better than predicting the training mean" in record["failure"]
     assert record["mean_predictor_val_mae"] == pytest.approx(
         mean_predictor_val_mae(*(np.load(prepared)[k] for k in ("y_train", "y_val")))
     )

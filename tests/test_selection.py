@@ -91,60 +91,39 @@ def test_markers_say_better_or_worse():
 def test_a_selected_lambda_without_a_sweep_result():
     """A lambda set to "selected" errors where it must come from a sweep, and takes the paper's
     value (Appendix B) where the runs come before its sweep, or do not depend on it."""
+    from reliability_helpers import workflow_config
     from targetcodec.train.settings import TrainingJob, job_params
 
-    config = {
-        "datasets": {"d": {"source": "synthetic"}},
-        "split": {"seed": 0},
-        "huber_delta": 1.0,
-        "architecture": {"mlp": {"width": 8, "depth": 1, "dropout": 0.0}},
-        "training": {
-            "grad_clip": 1.0,
-            "schedule": "cosine",
-            "warmup_fraction": 0.05,
-            "mlp": {"lr": 1e-3, "batch_size": 32, "max_epochs": 2, "patience": 2, "weight_decay": 0.0},
-        },
-        "codec": {"init_lambda_sigma": 1.0, "soft_binning_lambda_sigma": 0.5, "alpha": 1e-6, "weight_decay": 1e-4},
-        "end_to_end": {"lambda_kl": "selected", "lambda_auto": "selected", "lambda_pred": 1.0, "codec_init": "grid"},
-    }
-    e2e = TrainingJob.from_params(job_params(config, "d", "end_to_end-k5"))
+    config = workflow_config(
+        {"training": {"mlp": {"lr": 1e-3}}, "end_to_end": {"lambda_kl": "selected", "lambda_auto": "selected"}},
+        {"sweeps": {"lambda_auto": {"enabled": True}}},
+    )
+    e2e = TrainingJob.from_params(job_params(config, "diabetes", "end_to_end-k5"))
     with pytest.raises(ValueError, match="config key 'end_to_end.lambda_kl' is 'selected'"):
         e2e.run_specs([0])
     [spec] = e2e.run_specs([0], unselected="paper", lambda_auto=0.5)
     assert (spec.lambda_kl, spec.lambda_auto, spec.lr) == (0.068, 0.5, 1e-3)
-    [spec] = TrainingJob.from_params(job_params(config, "d", "hard_binning-k5")).run_specs([0])
+    [spec] = TrainingJob.from_params(job_params(config, "diabetes", "hard_binning-k5")).run_specs([0])
     assert (spec.lambda_kl, spec.lr) == (0.068, 1e-3)
 
 
 def test_a_job_reads_only_what_its_method_reads():
     """The params of a job (its rerun trigger) hold its method's settings and no other method's."""
+    from reliability_helpers import workflow_config
     from targetcodec.train.settings import TrainingJob, job_params
 
-    config = {
-        "datasets": {"d": {"source": "synthetic"}},
-        "split": {"seed": 0},
-        "huber_delta": 2.0,
-        "architecture": {"mlp": {"width": 8, "depth": 1, "dropout": 0.0}},
-        "training": {
-            "grad_clip": 1.0,
-            "schedule": "cosine",
-            "warmup_fraction": 0.05,
-            "mlp": {"lr": 1e-3, "batch_size": 32, "max_epochs": 2, "patience": 2, "weight_decay": 0.0},
-        },
-        "codec": {"init_lambda_sigma": 1.0, "soft_binning_lambda_sigma": 0.25, "alpha": 1e-6, "weight_decay": 1e-4},
-        "end_to_end": {"lambda_kl": 0.5, "lambda_auto": 1.0, "lambda_pred": 1.0, "codec_init": "grid"},
-    }
-    huber = job_params(config, "d", "huber")
+    config = workflow_config(
+        {"huber_delta": 2.0, "end_to_end": {"lambda_kl": 0.5}},
+        {"codec": {"soft_binning_lambda_sigma": 0.25, "grid": "midpoints", "weight_decay_mode": "l2"}},
+    )
+    huber = job_params(config, "diabetes", "huber")
     assert huber["method"] == {"huber_delta": 2.0} and "codec_seed" not in huber
     assert TrainingJob.from_params(huber).settings.huber_delta == 2.0
-    soft = TrainingJob.from_params(job_params(config, "d", "soft_binning-k5"))
-    assert soft.settings.soft_binning_lambda_sigma == 0.25 and soft.job["method"] == {
-        "codec.soft_binning_lambda_sigma": 0.25
-    }
+    soft = TrainingJob.from_params(job_params(config, "diabetes", "soft_binning-k5"))
+    assert soft.job["method"] == {"codec.soft_binning_lambda_sigma": 0.25, "codec.grid": "midpoints"}
+    assert soft.settings.soft_binning_lambda_sigma == 0.25 and soft.settings.grid == "midpoints"
     assert soft.configuration.display(soft.settings) == "Soft Binning Classification $\\lambda_\\sigma = 0.25$ k = 5"
-    e2e = TrainingJob.from_params(job_params(config, "d", "end_to_end-k5"))
-    assert e2e.run_defaults["lambda_kl"] == 0.5 and e2e.training.codec_weight_decay == 1e-4
-    config["codec"]["pretrain"] = {"steps": 10}
-    assert "codec" in job_params(config, "d", "trained_codec-k5") and "codec" not in job_params(
-        config, "d", "end_to_end-k5"
-    )
+    e2e = TrainingJob.from_params(job_params(config, "diabetes", "end_to_end-k5"))
+    assert e2e.run_defaults["lambda_kl"] == 0.5 and e2e.training.codec_weight_decay_mode == "l2"
+    assert "codec.hard_bins" not in e2e.job["method"]
+    assert "codec" in job_params(config, "diabetes", "trained_codec-k5") and "codec" not in e2e.job
