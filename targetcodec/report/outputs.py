@@ -18,13 +18,13 @@ IN_REPORT = {"table": "csv", "figure": "png"}  # the file of each kind that the 
 class ReportSettings:
     """What the report rules pass to every table and figure (the rules' params)."""
 
-    datasets: list[str]
-    codes: dict[str, str]  # dataset key -> column name in the tables
-    configurations: list[str]  # the rows of Tables 3-5, in order
-    labels: dict[str, str]  # configuration -> row label (with the settings its method shows)
-    k: int  # the k of Figures 3-7
-    alpha: float  # significance level of the paired test
-    reference: str  # the method every configuration is tested against
+    datasets: list[str] = field(default_factory=list)
+    codes: dict[str, str] = field(default_factory=dict)  # dataset key -> column name in the tables
+    configurations: list[str] = field(default_factory=list)  # the rows of Tables 3-5, in order
+    labels: dict[str, str] = field(default_factory=dict)  # configuration -> row label (with its method's settings)
+    k: int = 25  # the k of Figures 3-7
+    alpha: float = 0.05  # significance level of the paired test
+    reference: str = "least_squares"  # the method every configuration is tested against
     k_sweep_methods: list[str] = field(default_factory=list)  # Figure 4 (centre)
     lambda_kl_dataset: str = ""  # Figure 4 (bottom)
     lambda_sigma: float = 0.5  # soft binning's sigma / delta_mu, Figures 2 and 8

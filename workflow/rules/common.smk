@@ -157,8 +157,15 @@ def all_outputs():
     return files
 
 
-def report_settings():
-    """The params of every table and figure rule (targetcodec.report.outputs.ReportSettings)."""
+def report_settings(output_entry):
+    """The params of a table or figure rule (targetcodec.report.outputs.ReportSettings). The encoder
+    figures (made from no results) take only their own: adding a dataset does not redraw them."""
+    if output_entry.source is None:
+        return {
+            "lambda_sigma": config["codec"]["soft_binning_lambda_sigma"],
+            "seed": config["split"]["seed"],
+            "method_modules": config["method_modules"],
+        }
     settings = method_settings(config)
     return {
         "datasets": datasets(),

@@ -77,6 +77,7 @@ rule prepare:
     params:
         spec=lambda wc: config["datasets"][wc.dataset],
         split=config["split"],
-        cache_dir=DATA_CACHE,
+        # only the network sources read the cache (its files are the inputs): data_cache reruns nothing else
+        cache_dir=lambda wc: DATA_CACHE if needs_network(wc.dataset) else "",
     script:
         "../scripts/prepare.py"

@@ -61,7 +61,7 @@ for output_entry in REPORT_OUTPUTS:
         conda:
             "../../envs/workflow.yaml"
         params:
-            **report_settings(),
+            **report_settings(output_entry),
             name=output_entry.name,
         script:
             "../scripts/report_output.py"
