@@ -9,7 +9,14 @@ import torch
 from targetcodec import codec as C
 from targetcodec import objectives as O
 
-torch.set_default_dtype(torch.float64)
+
+@pytest.fixture(autouse=True)
+def float64():
+    """Hand computations in float64, and the default restored for the other test modules."""
+    before = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    yield
+    torch.set_default_dtype(before)
 
 
 def test_eq3_by_hand():
