@@ -65,6 +65,8 @@ SIZES = {
         "pretrain_steps": None,
     },
 }
+# the training rules' log folders and how the report names their jobs
+JOB_GROUPS = {"train": "training jobs", "sweep": "sweep jobs", "sweep_and_train": "sweep-and-train jobs"}
 TIMESTAMP = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d)(?:[.,](\d{3}))? ")
 STARTUP = re.compile(r"start-up: ([\d.]+) s")
 PACK_TIMING = re.compile(r"timing: set-up ([\d.]+) s, training ([\d.]+) s, evaluation ([\d.]+) s")
@@ -191,17 +193,20 @@ def job_breakdown(log: Path, wall: float) -> dict:
     first, last = stamped[0][0], stamped[-1][0]
     startup = next((float(m.group(1)) for _, line in stamped if (m := STARTUP.search(line))), None)
     part["start-up"] = startup if startup is not None else max(0.0, wall - (last - first))
-    timing = next(((t, m) for t, line in stamped if (m := PACK_TIMING.search(line))), None)
-    if timing is not None:
-        t_end, m = timing
-        setup, training, evaluation = (float(x) for x in m.groups())
+    # a pack's timing line (a sweep_and_train job has two: its sweep's pack, then its reported runs')
+    timings = [(t, [float(x) for x in m.groups()]) for t, line in stamped if (m := PACK_TIMING.search(line))]
+    if timings:
+        setup, training, evaluation = (sum(parts[i] for _, parts in timings) for i in range(3))
+        t_first, first_parts = timings[0]
+        loading = max(0.0, t_first - sum(first_parts) - first)
         part.update(
             {
                 "set-up": setup,
                 "training": training,
                 "evaluation": evaluation,
-                "data loading": max(0.0, t_end - (setup + training + evaluation) - first),
-                "writing": max(0.0, last - t_end),
+                "data loading": loading,
+                # the rest of the logged time: writing results, the sweep's selection
+                "writing": max(0.0, (last - first) - loading - setup - training - evaluation),
             }
         )
     else:
@@ -223,9 +228,9 @@ def breakdown(results: Path) -> dict:
             continue
         wall = float(rows[1].split("\t")[0])
         kind = rel.parts[0]
-        if kind in ("train", "sweep"):
+        if kind in JOB_GROUPS:
             part = job_breakdown(results / "logs" / rel.with_suffix(".log"), wall)
-            group = totals.setdefault("training jobs" if kind == "train" else "sweep jobs", {})
+            group = totals.setdefault(JOB_GROUPS[kind], {})
             for key, value in part.items():
                 group[key] = group.get(key, 0) + value
         else:

@@ -30,12 +30,16 @@ def planned_resources(workdir, *args, env=None) -> dict[str, list[dict[str, str]
 
 
 @pytest.mark.parametrize("config, gpus", [([], "1"), (["training_resources={gpu: 0}"], "0")])
-def test_training_jobs_alone_ask_for_gpus(workdir, config, gpus):
-    """Every rule that trains, however seeds are packed (train_seed0, ...), asks for the configured GPUs
-    and CPUs; no other rule asks for a GPU. No profile needs a list of rule names for that."""
-    jobs = planned_resources(workdir, *TINY, "--config", "pack_size=1", *config)
+@pytest.mark.parametrize(
+    "packs, rules",
+    [("pack_size=1", {"train_seed0", "train_seed1", "sweep"}), ("pack_size=null", {"sweep_and_train", "sweep"})],
+)
+def test_training_jobs_alone_ask_for_gpus(workdir, config, gpus, packs, rules):
+    """Every rule that trains, however seeds are packed (train_seed0, ..., or sweep_and_train), asks for
+    the configured GPUs and CPUs; no other rule asks for a GPU. No profile needs a list of rule names."""
+    jobs = planned_resources(workdir, *TINY, "--config", packs, *config)
     training = {name for name in jobs if name.startswith(("train", "sweep"))}
-    assert training == {"train_seed0", "train_seed1", "sweep"}
+    assert training == rules
     for name, resources in jobs.items():
         for job in resources:
             if name in training:
@@ -68,9 +72,11 @@ def test_a_profile_extends_the_slurm_profile_without_copying_it(workdir, tmp_pat
     monkeypatch.setenv("SBATCH_PARTITION", "batch")
     other = tmp_path / "long-jobs"
     other.mkdir()
-    (other / "config.yaml").write_text("slurm-requeue: true\nset-resources:\n  train: {runtime: 2880, gpu: 2}\n")
+    (other / "config.yaml").write_text(
+        "slurm-requeue: true\nset-resources:\n  sweep_and_train: {runtime: 2880, gpu: 2}\n"
+    )
     jobs = planned_resources(workdir, *TINY, "--profile", "profiles/slurm", "--profile", str(other))
-    for job in jobs["train"]:
+    for job in jobs["sweep_and_train"]:
         assert (job["runtime"], job["gpu"], job["mem_mb"], job["slurm_partition"]) == ("2880", "2", "4000", "batch")
     for job in jobs["prepare"]:
         assert (job["runtime"], job["slurm_partition"]) == ("30", "batch") and "gpu" not in job
@@ -102,6 +108,6 @@ def test_local_gpu_profile_gives_each_training_job_a_gpu_of_its_own(tmp_path):
     for target in targets:
         record = json.loads((workdir / target).read_text())
         assert record["provenance"]["hardware"]["cuda_visible_devices"] in ("0", "1")
-        log = (workdir / target.replace("runs", "logs/train").replace("seed0.json", "seeds0-1.log")).read_text()
+        log = (workdir / target.replace("runs", "logs/sweep_and_train").replace("/seed0.json", ".log")).read_text()
         assert re.search(r"GPU pool: this job uses GPU [01] of 0,1", log), log
     assert (tmp_path / "locks" / "gpu-0.lock").exists()  # the pool TARGETCODEC_GPU_LOCKS names

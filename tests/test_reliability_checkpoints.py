@@ -31,7 +31,8 @@ from targetcodec.data.network import DownloadPolicy
 from targetcodec.data.prepare import prepare_dataset
 from targetcodec.data.sources import DataSourceError
 from targetcodec.io import DamagedFile
-from targetcodec.train.jobs import train_configuration
+from targetcodec.train import jobs
+from targetcodec.train.jobs import sweep_and_train, train_configuration
 from targetcodec.train.settings import TrainingJob, job_params
 
 
@@ -104,6 +105,68 @@ def test_fault_checkpoint_of_other_settings_is_refused_by_its_fingerprint(prepar
     assert torch.load(checkpoint, weights_only=True)["epoch"] == 10  # plain tensors and containers only
     with pytest.raises(RuntimeError, match=f"checkpoint {checkpoint} belongs to another configuration; delete it"):
         job(tmp_path, prepared, checkpoint, training={"mlp": {"max_epochs": 30, "patience": 30}})
+
+
+def sweep_and_train_job(folder, data, grid=(1e-2, 3e-2), log=None):
+    """A real sweep_and_train job (least squares on diabetes, the tiny preset's training)."""
+    config = workflow_config()
+    job = TrainingJob.from_params(job_params(config, "diabetes", "least_squares"))
+    outputs = [str(folder / "runs" / f"seed{s}.json") for s in (0, 1)]
+    sweep_and_train(
+        job,
+        list(grid),
+        [1000, 1001],
+        [0, 1],
+        data,
+        None,
+        outputs,
+        folder / "sweep.parquet",
+        folder / "selected.json",
+        folder / "checkpoints",
+        log=(log if log is not None else []).append,
+        workflow_dir=folder,
+    )
+    return outputs
+
+
+def test_fault_a_job_killed_after_its_sweep_does_not_sweep_again(prepared, tmp_path, monkeypatch):
+    """sweep_and_train keeps its finished sweep beside its checkpoints until the reported runs are
+    written: killed while training them, it starts again from them, with the uninterrupted numbers;
+    a kept sweep of other settings is refused by name."""
+    uninterrupted = sweep_and_train_job(tmp_path / "uninterrupted", prepared)
+
+    class Killed(BaseException):
+        pass
+
+    def killed(*args, **kwargs):
+        raise Killed
+
+    folder = tmp_path / "killed"
+    with monkeypatch.context() as patch:
+        patch.setattr(jobs, "train_configuration", killed)
+        with pytest.raises(Killed):
+            sweep_and_train_job(folder, prepared)
+    assert sorted(p.name for p in (folder / "checkpoints").iterdir()) == ["lr_sweep.json", "lr_sweep.parquet"]
+    for output in ("sweep.parquet", "selected.json"):  # what Snakemake does with a failed job's outputs
+        (folder / output).unlink()
+
+    with pytest.raises(
+        RuntimeError, match=f"finished sweep {folder / 'checkpoints' / 'lr_sweep.json'} belongs to other"
+    ):
+        sweep_and_train_job(folder, prepared, grid=(1e-3, 1e-2))
+    lines = []
+    resumed = sweep_and_train_job(folder, prepared, log=lines)
+    assert any("learning-rate sweep finished before this job was stopped" in line for line in lines)
+    assert not any("sweep of lr" in line for line in lines), lines
+    for a, b in zip(uninterrupted, resumed):
+        a, b = json.loads(open(a).read()), json.loads(open(b).read())
+        assert a["metrics"] == b["metrics"] and a["hyperparameters"] == b["hyperparameters"]
+    assert (
+        pd.read_parquet(folder / "sweep.parquet")
+        .drop(columns="wall_seconds")
+        .equals(pd.read_parquet(tmp_path / "uninterrupted" / "sweep.parquet").drop(columns="wall_seconds"))
+    )
+    assert not (folder / "checkpoints").exists()
 
 
 def malicious_npz(path, names, marker):
@@ -181,7 +244,8 @@ import sys
 sys.path.insert(0, {tests!r})
 from reliability_helpers import workflow_config
 from targetcodec.joblog import set_threads
-from targetcodec.train.jobs import train_configuration
+from targetcodec.train import jobs
+from targetcodec.train.jobs import sweep_and_train, train_configuration
 from targetcodec.train.settings import TrainingJob, job_params
 set_threads(1)
 config = workflow_config({{"sweeps": {{"lr": {{"enabled": False}}}}, "training": {{"mlp": {{"max_epochs": 60, "patience": 60}}}}}})

@@ -232,7 +232,7 @@ def test_the_workflow_tables_failed_runs_as_failed_and_stops_a_sweep_that_failed
         check=False,
     )
     assert proc.returncode != 0
-    sweep_log = (results / "logs" / "sweep" / "lr" / "diabetes" / "least_squares.log").read_text()
+    sweep_log = (results / "logs" / "sweep_and_train" / "diabetes" / "least_squares.log").read_text()
     assert "sweep of lr for dataset 'diabetes', configuration 'least_squares': all 4 runs of every value" in sweep_log
     assert not (results / "selected" / "lr" / "diabetes" / "least_squares.json").exists()
 

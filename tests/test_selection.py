@@ -127,3 +127,27 @@ def test_a_job_reads_only_what_its_method_reads():
     assert e2e.run_defaults["lambda_kl"] == 0.5 and e2e.training.codec_weight_decay_mode == "l2"
     assert "codec.hard_bins" not in e2e.job["method"]
     assert "codec" in job_params(config, "diabetes", "trained_codec-k5") and "codec" not in e2e.job
+
+
+def test_aggregation_refuses_runs_not_trained_at_their_sweeps_choice(tmp_path):
+    """What the aggregate rule checks: each reported run has the value its sweep selected."""
+    import json
+
+    from targetcodec.report.aggregate import check_selected
+
+    runs = pd.DataFrame(
+        {
+            "dataset": "d",
+            "configuration": ["least_squares"] * 2 + ["huber"],
+            "seed": [0, 1, 0],
+            "lr": [3e-3, 1e-3, 1e-3],
+        }
+    )
+    selected = tmp_path / "least_squares.json"
+    selected.write_text(json.dumps({"param": "lr", "value": 3e-3, "dataset": "d", "configuration": "least_squares"}))
+    with pytest.raises(
+        ValueError, match=f"runs/d/least_squares seeds 1 were not trained at the lr = 0.003 that {selected}"
+    ):
+        check_selected(runs, [selected])
+    runs.loc[1, "lr"] = 3e-3
+    check_selected(runs, [selected])  # every run at the choice: nothing to say

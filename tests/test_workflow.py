@@ -5,6 +5,7 @@ import subprocess
 
 import pandas as pd
 import pytest
+from pandas.testing import assert_frame_equal
 
 from workflow_helpers import copy_workflow, job_counts, snakemake
 
@@ -130,11 +131,11 @@ def test_every_job_has_a_log_and_a_benchmark(tiny_run):
     _, results = tiny_run
     logs = list((results / "logs").rglob("*.log"))
     benchmarks = list((results / "benchmarks").rglob("*.tsv"))
-    # per dataset: prepare, 2 pretrain_codec (trained codec at k = 3, 5), 13 train, 13 lr sweeps, 2 lambda sweeps;
-    # then aggregate, aggregate_sweeps, and one job per table and figure
-    assert len(logs) == len(benchmarks) == 2 * (1 + 2 + 13 + 13 + 2) + 2 + len(TABLES) + len(FIGURES)
-    train_log = (results / "logs" / "train" / "diabetes" / "least_squares" / "seeds0-1.log").read_text()
-    assert "epoch 1/4" in train_log and "test MAE" in train_log
+    # per dataset: prepare, 2 pretrain_codec (trained codec at k = 3, 5), 13 sweep_and_train (a learning-rate
+    # sweep and the reported runs), 2 lambda sweeps; then aggregate, aggregate_sweeps, one job per table and figure
+    assert len(logs) == len(benchmarks) == 2 * (1 + 2 + 13 + 2) + 2 + len(TABLES) + len(FIGURES)
+    train_log = (results / "logs" / "sweep_and_train" / "diabetes" / "least_squares.log").read_text()
+    assert "sweep of lr" in train_log and "epoch 1/4" in train_log and "test MAE" in train_log
 
 
 def test_second_run_has_nothing_to_do(tiny_run):
@@ -149,8 +150,9 @@ def test_changing_the_sweep_grid_reruns_sweeps_runs_and_reports_only(tiny_run):
         workdir, "-n", "--configfile", "presets/tiny.yaml", "--config", "sweeps={lr: {grid: [0.001, 0.01]}}"
     )
     jobs = job_counts(proc.stdout + proc.stderr)
-    assert jobs["sweep"] == 2 * (13 + 2)  # every learning-rate sweep, and the lambda sweeps that use its choice
-    assert jobs["train"] == 2 * 13
+    assert jobs["sweep_and_train"] == 2 * 13  # every learning-rate sweep with its reported runs
+    assert jobs["sweep"] == 2 * 2  # and the lambda sweeps that use its choice
+    assert "train" not in jobs
     for rule in ["aggregate", "aggregate_sweeps"] + TABLES + [f for f in FIGURES if f not in ENCODER_FIGURES]:
         assert jobs[rule] == 1, rule
     for rule in ["prepare", "pretrain_codec"] + ENCODER_FIGURES:
@@ -168,6 +170,31 @@ def test_one_job_per_seed_gives_the_same_runs(tiny_run, tmp_path):
     single = json.loads((other / target).read_text())
     assert single["provenance"]["pack_size"] == 1 and packed["provenance"]["pack_size"] == 2
     assert single["metrics"] == pytest.approx(packed["metrics"], rel=1e-4, abs=1e-6)
+
+
+def test_a_sweep_and_its_runs_in_one_job_give_what_two_jobs_give(tiny_run, tmp_path):
+    """sweeps.lr.one_job: false (a sweep job, then a training job) writes the same sweep, selection
+    and run files, number for number, as the one sweep_and_train job of the tiny run."""
+    _, results = tiny_run
+    other = copy_workflow(tmp_path / "two_jobs")
+    target = "results/tiny/runs/synthetic_2d/soft_binning-k3/seed1.json"
+    proc = snakemake(
+        other, target, "--cores", "2", "--configfile", "presets/tiny.yaml", "--config", "sweeps={lr: {one_job: false}}"
+    )
+    assert job_counts(proc.stdout + proc.stderr) == {"prepare": 1, "sweep": 1, "train": 1}
+    two = other / "results" / "tiny"
+    for rel in ["sweeps/lr/synthetic_2d/soft_binning-k3.parquet"]:
+        assert_frame_equal(
+            pd.read_parquet(two / rel).drop(columns="wall_seconds"),
+            pd.read_parquet(results / rel).drop(columns="wall_seconds"),
+        )
+    rel = "selected/lr/synthetic_2d/soft_binning-k3.json"
+    assert json.loads((two / rel).read_text()) == json.loads((results / rel).read_text())
+    for seed in (0, 1):
+        rel = f"runs/synthetic_2d/soft_binning-k3/seed{seed}.json"
+        one_job, two_jobs = json.loads((results / rel).read_text()), json.loads((two / rel).read_text())
+        assert one_job["metrics"] == two_jobs["metrics"] and one_job["val_mae_history"] == two_jobs["val_mae_history"]
+        assert one_job["hyperparameters"] == two_jobs["hyperparameters"]
 
 
 def test_adding_a_dataset_runs_only_its_jobs(tiny_run):
@@ -190,8 +217,8 @@ def test_adding_a_dataset_runs_only_its_jobs(tiny_run):
     per_dataset = {
         "prepare": 1,
         "pretrain_codec": 2,
-        "train": 13,
-        "sweep": 13 + 2,
+        "sweep_and_train": 13,
+        "sweep": 2,
     }  # 13 configurations, 2 lambda sweeps
     reports = ["aggregate", "aggregate_sweeps", "all"] + TABLES + [f for f in FIGURES if f not in ENCODER_FIGURES]
     assert counts == {

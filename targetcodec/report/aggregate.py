@@ -43,6 +43,26 @@ def load_runs(paths) -> pd.DataFrame:
     return frame
 
 
+def check_selected(frame: pd.DataFrame, selected_paths) -> None:
+    """Every reported run was trained at the values its sweeps selected (selected/<param>/...): a run
+    file from before a sweep (or from another sweep grid) is an error naming both files."""
+    for path in selected_paths or []:
+        record = read_json(path)
+        try:
+            param, value = record["param"], float(record["value"])
+            dataset, configuration = record["dataset"], record["configuration"]
+        except (KeyError, TypeError, ValueError) as e:
+            raise damaged(path, e) from e
+        runs = frame[(frame["dataset"] == dataset) & (frame["configuration"] == configuration)]
+        stale = runs[runs[param] != value] if param in runs.columns else runs
+        if len(stale):
+            seeds = ", ".join(str(s) for s in stale["seed"])
+            raise ValueError(
+                f"runs/{dataset}/{configuration} seeds {seeds} were not trained at the {param} = {value:g} that "
+                f"{path} selected; delete those run files and run the workflow again"
+            )
+
+
 def failed_run_lines(frame: pd.DataFrame) -> list[str]:
     """One line per failed run, for job logs and table captions."""
     failed = frame[frame["failed"]] if "failed" in frame.columns else frame.iloc[:0]

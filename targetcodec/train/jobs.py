@@ -3,18 +3,20 @@ pack (sweep seeds x grid values of one hyper-parameter) that also selects the be
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as dt
+import shutil
 import time
 from pathlib import Path
 
 from ..codec import Codec
-from ..io import atomic_write_json, read_json, write_parquet
+from ..io import atomic_path, atomic_write_json, read_json, write_parquet
 from ..pack import SplitData, codec_for_method, train_pack
 from .devices import choose_device
 from .failures import check_finished_run, failure_of, mean_predictor_val_mae
 from .records import provenance, run_record, write_run
-from .settings import TrainingJob
+from .settings import TrainingJob, pack_name
 
 SWEPT = ("lr", "lambda_kl", "lambda_auto")
 
@@ -104,12 +106,14 @@ def train_configuration(
     log=print,
     selected_paths=(),
     workflow_dir=".",
+    started=None,
 ) -> None:
     """Train ``seeds`` of one (dataset, configuration) as one pack; write ``outputs`` (one per seed,
-    same order). Hyper-parameters chosen by sweeps (``selected_paths``) override the job's defaults."""
+    same order). Hyper-parameters chosen by sweeps (``selected_paths``) override the job's defaults.
+    ``started``: the data, codec and device of a job that has them already (``sweep_and_train``)."""
     if len(outputs) != len(seeds):
         raise ValueError(f"{len(outputs)} output files for {len(seeds)} seeds")
-    data, codec, device = _start(job, data_path, codec_path, log)
+    data, codec, device = started or _start(job, data_path, codec_path, log)
     chosen = read_selected(selected_paths)
     if chosen:
         log(f"hyper-parameters selected by sweeps: {chosen}")
@@ -162,12 +166,13 @@ def sweep_configuration(
     log=print,
     selected_paths=(),
     checkpoint=None,
+    started=None,
 ) -> dict:
     """Train every (seed, grid value) of one sweep as one pack, write a row per run to ``out_runs``
     (parquet) and the value with the lowest mean validation MAE to ``out_selected`` (JSON)."""
     if param not in SWEPT:
         raise ValueError(f"cannot sweep {param!r}; sweepable: {', '.join(SWEPT)}")
-    data, codec, device = _start(job, data_path, codec_path, log)
+    data, codec, device = started or _start(job, data_path, codec_path, log)
     dataset, label, configuration = job.dataset, job.configuration.label, job.configuration
     chosen = read_selected(selected_paths)
     chosen.pop(param, None)
@@ -232,3 +237,72 @@ def sweep_configuration(
         f"selected {param} = {selection['value']:g} (mean validation MAE per value: {selection['mean_val_mae']}), {wall:.1f} s"
     )
     return selection
+
+
+def sweep_and_train(
+    job: TrainingJob,
+    grid: list[float],
+    sweep_seeds: list[int],
+    seeds: list[int],
+    data_path,
+    codec_path,
+    outputs: list[str],
+    out_runs,
+    out_selected,
+    checkpoints,
+    log=print,
+    workflow_dir=".",
+) -> None:
+    """A configuration's learning-rate sweep and its reported runs in one job: one start of Python,
+    torch and the data where two jobs (``sweep_configuration``, then ``train_configuration`` at the
+    selected rate) would pay two. Same results as the two jobs.
+
+    ``checkpoints``: a folder for both packs' checkpoints and the finished sweep, which is kept there
+    until the reported runs are written: a job killed after its sweep does not sweep again."""
+    started = _start(job, data_path, codec_path, log)
+    folder = Path(checkpoints)
+    kept_runs, kept_selected = folder / "lr_sweep.parquet", folder / "lr_sweep.json"
+    fingerprint = repr((job.job, [float(v) for v in grid], list(sweep_seeds)))
+    if kept_selected.exists():
+        kept = read_json(kept_selected)
+        if kept.get("fingerprint") != fingerprint:
+            raise RuntimeError(
+                f"finished sweep {kept_selected} belongs to other settings; delete {folder} to start again"
+            )
+        with atomic_path(out_runs) as tmp:
+            shutil.copyfile(kept_runs, tmp)
+        atomic_write_json(out_selected, kept["selection"])
+        log(f"learning-rate sweep finished before this job was stopped: taken from {folder}")
+    else:
+        selection = sweep_configuration(
+            job,
+            "lr",
+            grid,
+            sweep_seeds,
+            data_path,
+            codec_path,
+            out_runs,
+            out_selected,
+            log=log,
+            checkpoint=folder / "lr_sweep.ckpt",
+            started=started,
+        )
+        with atomic_path(kept_runs) as tmp:
+            shutil.copyfile(out_runs, tmp)
+        atomic_write_json(kept_selected, {"fingerprint": fingerprint, "selection": selection})
+    train_configuration(
+        job,
+        seeds,
+        data_path,
+        codec_path,
+        outputs,
+        checkpoint=folder / f"{pack_name(seeds)}.ckpt",
+        log=log,
+        selected_paths=[out_selected],
+        workflow_dir=workflow_dir,
+        started=started,
+    )
+    kept_runs.unlink()
+    kept_selected.unlink()
+    with contextlib.suppress(OSError):  # the folder, unless something else is kept in it
+        folder.rmdir()

@@ -63,6 +63,11 @@ def seed_packs(seeds: list[int], pack_size: int | None) -> list[list[int]]:
     return [seeds[i : i + size] for i in range(0, len(seeds), size)]
 
 
+def pack_name(seeds: list[int]) -> str:
+    """The name of a pack's log and checkpoint: seeds0-9, or seed3 for a pack of one seed."""
+    return f"seeds{seeds[0]}-{seeds[-1]}" if len(seeds) > 1 else f"seed{seeds[0]}"
+
+
 def model_kind(config: dict, dataset: str) -> str:
     return config["datasets"][dataset].get("model") or (
         "cnn" if config["datasets"][dataset]["source"] == "medmnist" else "mlp"

@@ -15,6 +15,7 @@ from targetcodec.train.settings import (
     job_params,
     method_settings,
     seed_list,
+    pack_name,
     seed_packs,
 )
 
@@ -76,20 +77,41 @@ def all_run_files():
     return [path for dataset in datasets() for path in run_files(dataset)]
 
 
+def all_final_selected_files():
+    """The sweep choices every reported run was trained with (aggregation checks them): a run that
+    predates its sweep is rerun even where the sweep shares its job."""
+    return [
+        selected_file(param, dataset, c.label)
+        for dataset in datasets()
+        for c in CONFIGURATIONS + K_SWEEP_CONFIGURATIONS
+        for param in final_sweeps(c.label)
+    ]
+
+
 def selected_file(param, dataset, label):
     return f"{RESULTS}/selected/{param}/{dataset}/{label}.json"
 
 
+def final_sweeps(label):
+    """The sweeps whose choices a configuration's reported runs take: the learning rate, and the
+    lambdas set to "selected"."""
+    params = ["lr"] if SWEEPS["lr"]["enabled"] else []
+    if Configuration.parse(label).method == "end_to_end":
+        params += [p for p in ("lambda_kl", "lambda_auto") if config["end_to_end"][p] == "selected"]
+    return params
+
+
 def final_selected_inputs(wildcards):
-    """Values the reported runs take from sweeps: the learning rate, and lambdas set to "selected"."""
-    files = [selected_file("lr", wildcards.dataset, wildcards.configuration)] if SWEEPS["lr"]["enabled"] else []
-    if Configuration.parse(wildcards.configuration).method == "end_to_end":
-        files += [
-            selected_file(p, wildcards.dataset, wildcards.configuration)
-            for p in ("lambda_kl", "lambda_auto")
-            if config["end_to_end"][p] == "selected"
-        ]
-    return files
+    return [selected_file(p, wildcards.dataset, wildcards.configuration) for p in final_sweeps(wildcards.configuration)]
+
+
+# Methods whose learning-rate sweep and reported runs share a job (sweep_and_train in train.smk): those whose
+# runs read no other sweep, when all seeds form one pack (sweeps.lr.one_job in config.yaml).
+ONE_JOB_METHODS = (
+    sorted({c.method for c in CONFIGURATIONS + K_SWEEP_CONFIGURATIONS if final_sweeps(c.label) == ["lr"]})
+    if SWEEPS["lr"]["enabled"] and SWEEPS["lr"]["one_job"] and len(PACKS) == 1
+    else []
+)
 
 
 def sweep_selected_inputs(wildcards):

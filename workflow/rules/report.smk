@@ -5,7 +5,8 @@
 
 rule aggregate:
     input:
-        all_run_files(),
+        runs=all_run_files(),
+        selected=all_final_selected_files(),
     output:
         f"{RESULTS}/metrics.parquet",
     log:

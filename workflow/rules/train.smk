@@ -1,14 +1,14 @@
 # Training: one job per pack of seeds, trained as one batched model; one result file per seed.
 # A rule per pack (train, or train_seeds0-4, train_seeds5-9, ... with pack_size) keeps the per-seed
-# file names independent of how seeds are packed.
+# file names independent of how seeds are packed. Where a configuration's learning-rate sweep and its
+# reported runs share a job, rule sweep_and_train writes both (it takes precedence over train and sweep).
 
 
 for pack in PACKS:
-    pack_name = f"seeds{pack[0]}-{pack[-1]}" if len(pack) > 1 else f"seed{pack[0]}"
 
     rule:
         name:
-            "train" if len(PACKS) == 1 else f"train_{pack_name}".replace("-", "_")
+            "train" if len(PACKS) == 1 else f"train_{pack_name(pack)}".replace("-", "_")
         input:
             data=f"{RESULTS}/prepared/{{dataset}}.npz",
             codec=codec_input,
@@ -16,9 +16,9 @@ for pack in PACKS:
         output:
             [f"{RESULTS}/runs/{{dataset}}/{{configuration}}/seed{seed}.json" for seed in pack],
         log:
-            f"{RESULTS}/logs/train/{{dataset}}/{{configuration}}/{pack_name}.log",
+            f"{RESULTS}/logs/train/{{dataset}}/{{configuration}}/{pack_name(pack)}.log",
         benchmark:
-            f"{RESULTS}/benchmarks/train/{{dataset}}/{{configuration}}/{pack_name}.tsv"
+            f"{RESULTS}/benchmarks/train/{{dataset}}/{{configuration}}/{pack_name(pack)}.tsv"
         conda:
             "../../envs/train.yaml"
         threads: config["threads"]
@@ -28,6 +28,41 @@ for pack in PACKS:
             seeds=pack,
             job=training_job,
             runtime=RUNTIME,
-            checkpoint=f"{RESULTS}/checkpoints/{{dataset}}/{{configuration}}/{pack_name}.ckpt",
+            checkpoint=f"{RESULTS}/checkpoints/{{dataset}}/{{configuration}}/{pack_name(pack)}.ckpt",
         script:
             "../scripts/train.py"
+
+
+if ONE_JOB_METHODS:
+
+    rule sweep_and_train:
+        input:
+            data=f"{RESULTS}/prepared/{{dataset}}.npz",
+            codec=codec_input,
+        output:
+            runs=[f"{RESULTS}/runs/{{dataset}}/{{configuration}}/seed{seed}.json" for seed in SEEDS],
+            sweep=f"{RESULTS}/sweeps/lr/{{dataset}}/{{configuration}}.parquet",
+            selected=f"{RESULTS}/selected/lr/{{dataset}}/{{configuration}}.json",
+        log:
+            f"{RESULTS}/logs/sweep_and_train/{{dataset}}/{{configuration}}.log",
+        benchmark:
+            f"{RESULTS}/benchmarks/sweep_and_train/{{dataset}}/{{configuration}}.tsv"
+        wildcard_constraints:
+            configuration=f"({'|'.join(ONE_JOB_METHODS)})(-k[0-9]+)?",
+        conda:
+            "../../envs/train.yaml"
+        threads: config["threads"]
+        resources:
+            **TRAINING_RESOURCES,
+        params:
+            grid=SWEEPS["lr"]["grid"],
+            sweep_seeds=SWEEPS["lr"]["seeds"],
+            seeds=SEEDS,
+            job=training_job,
+            runtime=RUNTIME,
+            checkpoints=f"{RESULTS}/checkpoints/{{dataset}}/{{configuration}}",
+        script:
+            "../scripts/sweep_and_train.py"
+
+    ruleorder: sweep_and_train > train
+    ruleorder: sweep_and_train > sweep

@@ -1,11 +1,13 @@
-"""Rule aggregate: every run file -> one tidy parquet table (a row per run)."""
+"""Rule aggregate: every run file -> one tidy parquet table (a row per run), after checking that each
+run was trained at the values its sweeps selected."""
 
 from targetcodec.io import write_parquet
 from targetcodec.joblog import job_log
-from targetcodec.report.aggregate import failed_run_lines, load_runs
+from targetcodec.report.aggregate import check_selected, failed_run_lines, load_runs
 
 with job_log(snakemake.log[0]) as log:
-    frame = load_runs(snakemake.input)
+    frame = load_runs(snakemake.input.runs)
+    check_selected(frame, snakemake.input.selected)
     write_parquet(frame, snakemake.output[0])
     failed = failed_run_lines(frame)
     log(
