@@ -95,8 +95,12 @@ def slice_config(args, results: Path) -> dict:
     }
     if training:
         config["training"] = {"mlp": dict(training), "cnn": dict(training)}
+    # Baseline 4's decoder on the grid: from config.yaml's initialisation (linear) it needs more than
+    # the small slice's 10 epochs to leave the training mean, so all its runs would fail, and commits
+    # from before failed learning-rate sweeps went on would stop there. The speed is the same.
+    config["codec"] = {"softmax_decoder_init": "grid"}
     if pick("pretrain_steps") is not None:
-        config["codec"] = {"pretrain": {"steps": pick("pretrain_steps")}}
+        config["codec"]["pretrain"] = {"steps": pick("pretrain_steps")}
     return config
 
 
@@ -109,6 +113,8 @@ def checkout(commit: str, out: Path) -> tuple[Path, str]:
     ).stdout.strip()
     tree = out / f"tree-{sha}"
     if not tree.exists():
+        # forget worktrees whose folders were deleted (an earlier --out removed by hand)
+        subprocess.run(["git", "-C", str(REPO), "worktree", "prune"], check=True)
         subprocess.run(
             ["git", "-C", str(REPO), "worktree", "add", "--detach", str(tree), sha], check=True, capture_output=True
         )

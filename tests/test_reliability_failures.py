@@ -156,16 +156,46 @@ def test_a_sweep_never_selects_a_value_whose_runs_failed(prepared, tmp_path):
     assert log.count("FAILED run seed") == 2 and "2 of 4 runs failed" in log
 
 
-def test_a_sweep_whose_every_value_failed_stops_with_dataset_configuration_and_parameter(prepared, tmp_path):
-    with pytest.raises(NothingToSelect) as error:
-        sweep(tmp_path, prepared, [300.0, BAD_LR], [])
-    message = str(error.value)
+def test_a_learning_rate_sweep_whose_every_value_failed_fails_its_configuration(prepared, tmp_path):
+    """The sweep's table is written with every run failed, and the choice says why; the reported runs
+    then train at the configured rate for the record, and are all failed with that reason."""
+    lines = []
+    selection, runs, selected = sweep(tmp_path, prepared, [300.0, BAD_LR], lines)
+    message = selection["failed"]
     assert (
         "sweep of lr for dataset 'diabetes', configuration 'least_squares': all 4 runs of every value (300, 1000) failed"
         in message
     )
     assert "config key 'sweeps.lr.grid'" in message
-    assert not (tmp_path / "sweep.parquet").exists() and not (tmp_path / "selected.json").exists()
+    assert selection["value"] == workflow_config()["training"]["mlp"]["lr"]  # the configured rate, said to be failed
+    assert pd.read_parquet(runs)["failed"].all() and json.loads(selected.read_text()) == selection
+    assert any(line.startswith("FAILED: sweep of lr") for line in lines)
+
+    config = workflow_config()
+    job = TrainingJob.from_params(job_params(config, "diabetes", "least_squares"))
+    outputs = [str(tmp_path / "runs" / f"seed{s}.json") for s in (0, 1)]
+    train_configuration(job, [0, 1], prepared, None, outputs, selected_paths=[selected], log=lines.append)
+    for path in outputs:
+        record = json.loads(open(path).read())
+        # at a good rate these runs would not fail: here they do, for the sweep's sake
+        assert record["failed"] and record["failure"] == f"its learning-rate sweep failed: {message}"
+    assert all(load_runs(outputs)["test_mae"].isna())
+
+
+def test_a_lambda_sweep_whose_every_value_failed_stops_with_dataset_configuration_and_parameter(prepared, tmp_path):
+    """Table 6 would print a value nobody chose: the job stops and writes nothing."""
+    config = workflow_config({"training": {"mlp": {"lr": BAD_LR}}})
+    job = TrainingJob.from_params(job_params(config, "diabetes", "end_to_end-k3"))
+    runs, selected = tmp_path / "sweep.parquet", tmp_path / "selected.json"
+    with pytest.raises(NothingToSelect) as error:
+        sweep_configuration(job, "lambda_kl", [0.068, 1.0], [1000, 1001], prepared, None, runs, selected, log=print)
+    message = str(error.value)
+    assert (
+        "sweep of lambda_kl for dataset 'diabetes', configuration 'end_to_end-k3': all 4 runs of every value (0.068, 1) failed"
+        in message
+    )
+    assert "config key 'sweeps.lambda_kl.grid'" in message
+    assert not runs.exists() and not selected.exists()
 
 
 def sweep_rows(values):
@@ -211,10 +241,11 @@ def test_table6_cannot_print_a_value_where_every_run_failed(tmp_path):
 
 
 @pytest.mark.slow
-def test_the_workflow_tables_failed_runs_as_failed_and_stops_a_sweep_that_failed(failing_run):  # noqa: F811 (a fixture)
+def test_the_workflow_tables_failed_runs_as_failed_and_a_failed_sweep_as_a_failed_configuration(failing_run):  # noqa: F811 (a fixture)
     """Snakemake on a small config: every reported run blows up (learning rate 1000). Table 3 is
     made, with every cell "failed (0/2)" and the aggregate log naming each run; then with the
-    learning-rate sweep on a grid where everything fails, the sweep job fails with a message."""
+    learning-rate sweep on a grid where everything fails, the workflow still ends: the sweep's choice
+    says it failed, and the configurations' runs are failed for that reason."""
     workdir, results = failing_run
     md = (results / "tables" / "table3_mae.md").read_text()
     assert md.count("failed (0/2)") == 2 and "4 run(s) failed" in md
@@ -222,19 +253,24 @@ def test_the_workflow_tables_failed_runs_as_failed_and_stops_a_sweep_that_failed
     assert "4 failed" in log and log.count("FAILED diabetes / ") == 4
     assert all(json.loads(p.read_text())["failed"] for p in (results / "runs").rglob("seed*.json"))
 
-    proc = snakemake_with_umask(
+    snakemake_with_umask(
         SHARED_UMASK,
         workdir,
         FAILING_TARGET,
         *FAILING_ARGS,
         "--config",
         "sweeps={lr: {enabled: true, grid: [300.0, 1000.0], seeds: 2}}",
-        check=False,
     )
-    assert proc.returncode != 0
     sweep_log = (results / "logs" / "sweep_and_train" / "diabetes" / "least_squares.log").read_text()
     assert "sweep of lr for dataset 'diabetes', configuration 'least_squares': all 4 runs of every value" in sweep_log
-    assert not (results / "selected" / "lr" / "diabetes" / "least_squares.json").exists()
+    selected = json.loads((results / "selected" / "lr" / "diabetes" / "least_squares.json").read_text())
+    assert "all 4 runs of every value (300, 1000) failed" in selected["failed"]
+    run = json.loads((results / "runs" / "diabetes" / "least_squares" / "seed0.json").read_text())
+    assert run["failure"].startswith("its learning-rate sweep failed: sweep of lr")
+    assert run["failure"].endswith(
+        "; the run itself: " + failure_of(run["metrics"]["val_mae"], run["mean_predictor_val_mae"])
+    )
+    assert (results / "tables" / "table3_mae.md").read_text().count("failed (0/2)") == 2
 
 
 def test_a_damaged_selected_file_names_itself(tmp_path):
