@@ -51,3 +51,30 @@ def test_the_breakdown_of_a_training_job(tmp_path):
             "rest of the job": 0.25,
         }
     )
+
+
+def test_the_breakdown_of_a_sweep_and_train_job(tmp_path):
+    """Two packs in one job (the sweep's, then the seeds'): both timing lines count, and the time
+    between them (the sweep's table and selection) is writing."""
+    log = tmp_path / "job.log"
+    log.write_text(
+        "2026-12-01 04:00:00.000 start-up: 2.000 s (process start to this line: ...)\n"
+        "2026-12-01 04:00:04.000 timing: set-up 0.500 s, training 2.500 s, evaluation 0.250 s; 12 run-epochs\n"
+        "2026-12-01 04:00:04.500 selected lr = 0.001\n"
+        "2026-12-01 04:00:07.500 timing: set-up 0.250 s, training 2.500 s, evaluation 0.250 s; 10 run-epochs\n"
+        "2026-12-01 04:00:08.000 job done: 8.000 s after start-up\n"
+    )
+    part = load_grid_benchmark().job_breakdown(log, wall=11.0)
+    assert part == pytest.approx(
+        {
+            "jobs": 1,
+            "wall": 11.0,
+            "start-up": 2.0,
+            "data loading": 0.75,  # 04:00:04 less the first pack's 3.25 s
+            "set-up": 0.75,
+            "training": 5.0,
+            "evaluation": 0.5,
+            "writing": 1.0,  # 8 s logged - 0.75 - 0.75 - 5 - 0.5
+            "rest of the job": 1.0,
+        }
+    )
