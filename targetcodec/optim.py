@@ -109,17 +109,10 @@ def learning_rate_factor(step: int, total_steps: int, schedule: str, warmup_frac
 
 
 class PackedAdamW(PackedAdam):
-    """AdamW (Loshchilov and Hutter, 2019) per run: weight decay decoupled from the gradient, as
-    torch.optim.AdamW does (p <- p - lr * wd * p before the Adam step). The OSV5M head of Appendix C
-    ("weight decay of 0.05 for the ViT-L, as in Dufour et al., 2024") trains with it."""
+    """AdamW (Loshchilov and Hutter, 2019) per run: ``PackedAdam`` with every tensor's weight decay
+    decoupled from the gradient, as torch.optim.AdamW does (p <- p - lr * wd * p before the Adam
+    step). The OSV5M head of Appendix C ("weight decay of 0.05 for the ViT-L, as in Dufour et al.,
+    2024") trains with it."""
 
-    @torch.no_grad()
-    def step(self, grads: list[torch.Tensor], lr: torch.Tensor) -> None:
-        for p, wd in zip(self.params, self.weight_decays):
-            if wd:
-                p.mul_(1 - (lr * wd).reshape(-1, *([1] * (p.dim() - 1))))
-        decays, self.weight_decays = self.weight_decays, [0.0] * len(self.params)
-        try:
-            super().step(grads, lr)
-        finally:
-            self.weight_decays = decays
+    def __init__(self, params: list[torch.Tensor], weight_decays: list[float], betas=(0.9, 0.999), eps=1e-8):
+        super().__init__(params, weight_decays, betas, eps, weight_decay_modes=["decoupled"] * len(params))
