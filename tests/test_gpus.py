@@ -128,3 +128,38 @@ def test_processes_share_the_gpus_and_a_killed_job_frees_its_gpu(tmp_path):
         for proc in procs:
             proc.kill()
             proc.wait()
+
+
+@pytest.mark.timeout(120)
+def test_a_command_runs_on_gpus_claimed_before_it_starts(tmp_path):
+    """`python -m targetcodec.train.devices N -- COMMAND` (how the OSV5M stage starts torchrun): the
+    command and every process it starts see the same claimed GPUs; a second command waits for them."""
+    env = dict(os.environ, CUDA_VISIBLE_DEVICES="0,1,2", TARGETCODEC_GPU_LOCKS=str(tmp_path), PYTHONPATH=str(REPO))
+    # the command's child sees what the command sees, and holds the GPUs until told to stop
+    child = "import os, sys; print(os.environ['CUDA_VISIBLE_DEVICES'], flush=True); sys.stdin.readline()"
+    command = [sys.executable, "-m", "targetcodec.train.devices", "2", "--", sys.executable, "-c", child]
+    procs = [subprocess.Popen(command, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True) for _ in "ab"]
+    try:
+        ready, _, _ = select.select([proc.stdout for proc in procs], [], [], 60)  # whichever claimed first
+        first = next(proc for proc in procs if proc.stdout is ready[0])
+        second = next(proc for proc in procs if proc is not first)
+        claimed = first.stdout.readline().strip().split(",")
+        assert len(claimed) == 2 and set(claimed) < {"0", "1", "2"}
+        time.sleep(1.5)  # one GPU left: the second command waits
+        assert second.poll() is None and not select.select([second.stdout], [], [], 0)[0]
+        first.stdin.write("\n")
+        first.stdin.flush()
+        assert first.wait(timeout=30) == 0
+        assert len(second.stdout.readline().strip().split(",")) == 2
+        second.stdin.write("\n")
+        second.stdin.flush()
+        assert second.wait(timeout=30) == 0
+    finally:
+        for proc in procs:
+            proc.kill()
+            proc.wait()
+    failing = subprocess.run(
+        [sys.executable, "-m", "targetcodec.train.devices", "1", "--", sys.executable, "-c", "raise SystemExit(3)"],
+        env=env,
+    )
+    assert failing.returncode == 3  # the command's exit status is the job's

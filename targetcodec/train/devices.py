@@ -10,6 +10,10 @@ A pack of a few runs uses a small part of a large GPU, so several training jobs 
 ``TARGETCODEC_JOBS_PER_GPU=S`` gives each GPU S places in the pool (lock files), and the profile
 offers Snakemake S places per GPU. Jobs fill the GPUs evenly: a GPU takes a second job only when
 every GPU has one.
+
+A job that starts other processes on its GPUs (torchrun for the OSV5M stage's DDP) claims them
+before it starts them: ``python -m targetcodec.train.devices N -- COMMAND ...`` runs COMMAND on N
+GPUs of its own.
 """
 
 from __future__ import annotations
@@ -18,6 +22,8 @@ import contextlib
 import fcntl
 import os
 import re
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -159,6 +165,17 @@ def _try_lock(path: Path) -> int | None:
         return None
 
 
+def run_on_claimed_gpus(argv=None) -> int:
+    """``python -m targetcodec.train.devices N -- COMMAND [ARGS ...]``: COMMAND on N GPUs of its own
+    from the local pool (``claimed_gpus``), and COMMAND's exit status; the GPUs are free again when it
+    ends. For commands whose processes must all see the same GPUs, such as torchrun."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if len(argv) < 3 or argv[1] != "--" or not argv[0].isdigit():
+        raise SystemExit("usage: python -m targetcodec.train.devices GPUS -- COMMAND [ARGS ...]")
+    with claimed_gpus(int(argv[0]), log=lambda message: print(message, file=sys.stderr, flush=True)):
+        return subprocess.call(argv[2:])
+
+
 def choose_device(requested: str, log=print):
     """``auto``: the first GPU this job may see (CUDA_VISIBLE_DEVICES, set by SLURM or the user),
     else the CPU, said in the log. ``cpu``, ``cuda`` or ``cuda:N`` are taken as given."""
@@ -180,3 +197,7 @@ def choose_device(requested: str, log=print):
         raise RuntimeError(f"config key 'device' asks for {requested!r} but no GPU is visible to this job")
     log(f"device: {device}")
     return device
+
+
+if __name__ == "__main__":
+    sys.exit(run_on_claimed_gpus())

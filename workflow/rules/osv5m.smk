@@ -77,13 +77,18 @@ if OSV_KEYS:
                         }
                     )
                 ),
+                # the job's GPUs from the local pool (profiles/local-gpu), claimed before torchrun starts
+                # its processes; under SLURM, or without GPUs, it claims nothing
+                claim=lambda wc, resources: (
+                    f"{shlex.quote(sys.executable)} -m targetcodec.train.devices {resources.get('gpu', 0)} --"
+                ),
                 launcher=(
                     f"{shlex.quote(sys.executable)} -m torch.distributed.run --standalone --nproc_per_node {OSV['ddp_processes']}"
                     if OSV["parallel"] == "ddp"
                     else shlex.quote(sys.executable)
                 ),
             shell:
-                "OMP_NUM_THREADS={OSV[threads]} {params.launcher} -m targetcodec.train.osv5m {params.job}"
+                "OMP_NUM_THREADS={OSV[threads]} {params.claim} {params.launcher} -m targetcodec.train.osv5m {params.job}"
 
     if OSV_IMAGES:
 
