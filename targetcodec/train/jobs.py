@@ -21,9 +21,11 @@ from .settings import TrainingJob, pack_name
 SWEPT = ("lr", "lambda_kl", "lambda_auto")
 
 
-def read_selected(paths) -> dict[str, float]:
-    """Values chosen by earlier sweeps: {param: value} from selected/<param>/... files."""
-    chosen = {}
+def read_sweep_choices(paths) -> tuple[dict[str, float], list[str]]:
+    """Values chosen by earlier sweeps, {param: value}, from selected/<param>/... files, and why any
+    of those sweeps failed (a learning-rate sweep whose every value failed names the configured rate
+    as its value and says why in ``failed``). Each file is read once."""
+    chosen, failed = {}, []
     for path in paths or []:
         record = read_json(path)
         try:
@@ -32,13 +34,14 @@ def read_selected(paths) -> dict[str, float]:
             from ..io import damaged
 
             raise damaged(path, e) from e
-    return chosen
+        if record.get("failed"):
+            failed.append(record["failed"])
+    return chosen, failed
 
 
-def failed_sweeps(paths) -> list[str]:
-    """Why sweeps of ``paths`` (selected/<param>/...) failed: a learning-rate sweep whose every value
-    failed names the configured rate as its value and says why in ``failed``."""
-    return [record["failed"] for path in paths or [] if (record := read_json(path)).get("failed")]
+def read_selected(paths) -> dict[str, float]:
+    """Values chosen by earlier sweeps: {param: value} from selected/<param>/... files."""
+    return read_sweep_choices(paths)[0]
 
 
 def _failures(results, bound: float, what, log) -> list[str | None]:
@@ -120,10 +123,9 @@ def train_configuration(
     if len(outputs) != len(seeds):
         raise ValueError(f"{len(outputs)} output files for {len(seeds)} seeds")
     data, codec, device = started or _start(job, data_path, codec_path, log)
-    chosen = read_selected(selected_paths)
+    chosen, sweep_failed = read_sweep_choices(selected_paths)
     if chosen:
         log(f"hyper-parameters selected by sweeps: {chosen}")
-    sweep_failed = failed_sweeps(selected_paths)
     if sweep_failed:
         log(f"every run fails with its configuration: {sweep_failed[0]}")
     runs = job.run_specs(seeds, **chosen)
