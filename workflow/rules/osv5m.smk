@@ -34,7 +34,7 @@ if OSV_KEYS:
     # One rule per pack (or per seed with DDP), named osv5m_train, or osv5m_train_0, osv5m_train_1, ... when
     # there are several: names that profiles/osv5m can list without knowing the seeds.
     for osv_index, osv_pack in enumerate(OSV_PACKS):
-        osv_pack_name = f"seeds{osv_pack[0]}-{osv_pack[-1]}" if len(osv_pack) > 1 else f"seed{osv_pack[0]}"
+        osv_pack_name = pack_name(osv_pack)
 
         rule:
             name:
