@@ -20,7 +20,7 @@ from targetcodec.data import SplitData
 from targetcodec.io import DamagedFile, read_parquet
 from targetcodec.report.aggregate import load_runs, load_sweeps
 from targetcodec.train.jobs import read_selected
-from workflow_helpers import job_counts, snakemake
+from workflow_helpers import failed_job_logs, job_counts, snakemake
 
 pytestmark = pytest.mark.slow  # real files of the tiny preset's run (the session's tiny_run)
 
@@ -110,6 +110,8 @@ def test_fault_damaged_run_file_stops_the_workflow_and_is_rebuilt_once_deleted(t
     log = (copy / "results/tiny/logs/aggregate.log").read_text()
     assert "results/tiny/runs/diabetes/least_squares/seed0.json is damaged or unreadable (JSONDecodeError" in log
     assert "delete it and run the workflow again" in log
+    # what a failed test shows of it (tests/workflow_helpers.py): the failed job's own log
+    assert log[-1000:] in failed_job_logs(copy, proc.stdout + proc.stderr)
     run_file.unlink()
     proc = snakemake(copy, *args)
     counts = job_counts(proc.stdout + proc.stderr)

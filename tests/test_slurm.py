@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from workflow_helpers import REPO, copy_workflow, job_counts, snakemake
+from workflow_helpers import REPO, copy_workflow, failed_job_logs, job_counts, snakemake
 
 pytestmark = [pytest.mark.slurm, pytest.mark.slow]
 
@@ -104,7 +104,7 @@ def tiny_slurm_run(slurm_env, tmp_path_factory):
     started = time.perf_counter()
     proc = slurm_snakemake(workdir, slurm_env, "--configfile", "presets/tiny.yaml")
     output = proc.stdout + proc.stderr
-    assert proc.returncode == 0, output[-8000:]
+    assert proc.returncode == 0, output[-8000:] + failed_job_logs(workdir, output)
     print(f"tiny preset through SLURM: {time.perf_counter() - started:.0f} s")
     run_id = re.search(r"SLURM run ID: (\S+)", output)[1]
     jobs = [
@@ -234,7 +234,7 @@ def test_a_requeued_training_job_resumes_from_its_checkpoint(slurm_env, tmp_path
                 run.wait(timeout=60)
             except subprocess.TimeoutExpired:
                 run.kill()
-    assert run.returncode == 0, output[-6000:]
+    assert run.returncode == 0, output[-6000:] + failed_job_logs(workdir, output)
     log = (workdir / "results/requeue/logs/train/synthetic_2d/least_squares/seeds0-1.log").read_text()
     resumed = re.search(r"resumed from checkpoint \S+ after epoch (\d+)", log)
     assert resumed and int(resumed[1]) >= 10, log[-3000:]
@@ -298,7 +298,7 @@ def test_the_osv5m_stage_runs_through_its_profile(slurm_env, tmp_path):
     ]
     proc = subprocess.run(command, cwd=workdir, env=env, capture_output=True, text=True)
     output = proc.stdout + proc.stderr
-    assert proc.returncode == 0, output[-8000:]
+    assert proc.returncode == 0, output[-8000:] + failed_job_logs(workdir, output)
     run_id = re.search(r"SLURM run ID: (\S+)", output)[1]
     jobs = [
         dict(zip(["state", "tres", "comment", "timelimit"], row))

@@ -32,8 +32,21 @@ def snakemake(workdir: Path, *args, timeout=900, check=True, env=None) -> subpro
     if check and proc.returncode != 0:
         raise AssertionError(
             f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stdout[-4000:]}\n{proc.stderr[-8000:]}"
+            + failed_job_logs(workdir, proc.stdout + proc.stderr)
         )
     return proc
+
+
+def failed_job_logs(workdir: Path, output: str, tail: int = 3000) -> str:
+    """The end of each failed job's own log (Snakemake's "Error in rule ...: ... log: <path>"), for an
+    assertion message: Snakemake's output says only that the job failed, its log says why."""
+    parts = []
+    for block in output.split("Error in rule ")[1:]:
+        found = re.search(r"^\s*log: (\S+)", block, re.M)
+        path = Path(workdir) / found[1] if found else None
+        if path is not None and path.is_file():
+            parts.append(f"\n--- {found[1]} (last {tail} characters) ---\n{path.read_text()[-tail:]}")
+    return "".join(parts)
 
 
 def job_counts(snakemake_output: str) -> dict[str, int]:
