@@ -225,7 +225,7 @@ class _Pack:
         self.X_train, self.y_train = tensor(data.X_train), tensor(data.y_train)
         self.X_val, self.y_val = tensor(data.X_val), tensor(data.y_val)
         n, m = self.y_train.shape
-        self.fingerprint = repr((runs, method.name, k, architecture, training, settings, str(dtype), n))
+        self.fingerprint = repr((runs, method.name, k, architecture, training.computed(), settings, str(dtype), n))
         self.steps_per_epoch = math.ceil(n / training.batch_size)
         self.total_steps = training.max_epochs * self.steps_per_epoch
 

@@ -3,7 +3,7 @@ torch, so that the workflow's bookkeeping (config checks, tables, figures) start
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 
 @dataclass(frozen=True)
@@ -55,6 +55,12 @@ class TrainingConfig:
     eval_batch_size: int = 4096
     log_every: int = 10  # epochs between progress lines
     compile: bool = False  # torch.compile the step's forward and loss (see train_pack)
+
+    def computed(self) -> TrainingConfig:
+        """These settings without the ones that only say how a pack runs (evaluation chunks, progress
+        lines, compilation: the same numbers within round-off): what a checkpoint must match, so that
+        a job resumed with other logging or on a compiled step continues where it stopped."""
+        return replace(self, eval_batch_size=0, log_every=0, compile=False)
 
 
 @dataclass(frozen=True)

@@ -107,6 +107,35 @@ def test_fault_checkpoint_of_other_settings_is_refused_by_its_fingerprint(prepar
         job(tmp_path, prepared, checkpoint, training={"mlp": {"max_epochs": 30, "patience": 30}})
 
 
+def test_fault_a_pack_resumes_with_other_logging_and_evaluation_chunks(prepared, tmp_path):
+    """How a pack runs (progress lines, evaluation chunks, compilation) is not what it computes: a job
+    started again with other such settings resumes from its checkpoint, to the same numbers."""
+    from dataclasses import replace
+
+    from targetcodec import METHODS, train_pack
+    from targetcodec.pack import TrainingStopped, stop_after_epoch
+
+    config = workflow_config(
+        {"sweeps": {"lr": {"enabled": False}}, "training": {"mlp": {"max_epochs": 20, "patience": 20}}}
+    )
+    job = TrainingJob.from_params(job_params(config, "diabetes", "least_squares"))
+    data, runs = SplitData.load(prepared), job.run_specs([0, 1])
+    kwargs = dict(architecture=job.architecture, checkpoint_every=10)
+    straight = train_pack(data, METHODS["least_squares"], runs, training=job.training, **kwargs)
+    checkpoint = tmp_path / "pack.ckpt"
+    with stop_after_epoch(10), pytest.raises(TrainingStopped):
+        train_pack(data, METHODS["least_squares"], runs, training=job.training, checkpoint=checkpoint, **kwargs)
+    other = replace(job.training, log_every=3, eval_batch_size=7)
+    lines = []
+    resumed = train_pack(
+        data, METHODS["least_squares"], runs, training=other, checkpoint=checkpoint, log=lines.append, **kwargs
+    )
+    assert any("resumed from checkpoint" in line and "after epoch 10" in line for line in lines), lines
+    for a, b in zip(straight, resumed):
+        assert a.val_mae_history == pytest.approx(b.val_mae_history, rel=1e-5)
+        assert a.metrics == pytest.approx(b.metrics, rel=1e-5)
+
+
 def sweep_and_train_job(folder, data, grid=(1e-2, 3e-2), log=None):
     """A real sweep_and_train job (least squares on diabetes, the tiny preset's training)."""
     config = workflow_config()
