@@ -10,6 +10,7 @@ The README's "Speed" section has the measured gain (benchmarks/pack_speed.py, be
 from __future__ import annotations
 
 import contextlib
+import copy
 import math
 import time
 from collections.abc import Callable
@@ -444,3 +445,12 @@ class PackPredictor:
             np.asarray(X) if not isinstance(X, torch.Tensor) else X, dtype=self.param.dtype, device=self.param.device
         )
         return predict_in_chunks(self.net, self.method, self.codec_params, self.fixed_decoder, X, self.eval_batch_size)
+
+    def to(self, dtype: torch.dtype) -> PackPredictor:
+        """A copy that predicts in ``dtype``: in float64 a row's prediction no longer depends on the rows
+        it is computed with (float32 matrix products sum in another order for another batch)."""
+        decoder = self.fixed_decoder.to(dtype) if self.fixed_decoder is not None else None
+        codec_params = {k: v.to(dtype) for k, v in self.codec_params.items()}
+        return PackPredictor(
+            copy.deepcopy(self.net).to(dtype), self.method, codec_params, decoder, self.eval_batch_size
+        )
