@@ -22,8 +22,7 @@ def clip_grad_norm_per_run(grads: list[torch.Tensor], max_norm: float) -> torch.
     R = grads[0].shape[0]
     norms = torch.stack([g.reshape(R, -1).norm(dim=1) for g in grads], dim=1).norm(dim=1)
     coef = (max_norm / (norms + 1e-6)).clamp(max=1.0)
-    for g in grads:
-        g.mul_(coef.reshape(R, *([1] * (g.dim() - 1))))
+    torch._foreach_mul_(grads, [coef.reshape(R, *([1] * (g.dim() - 1))) for g in grads])
     return norms
 
 
@@ -58,22 +57,29 @@ class PackedAdam:
 
     @torch.no_grad()
     def step(self, grads: list[torch.Tensor], lr: torch.Tensor) -> None:
-        """One update; ``lr`` is a tensor [R] of this step's learning rate for each run."""
+        """One update; ``lr`` is a tensor [R] of this step's learning rate for each run. The moments and
+        the update are multi-tensor (``torch._foreach_*``) operations: a few kernel launches for all
+        parameters instead of several per parameter, with the same arithmetic in the same order."""
         self.step_count += 1
         bias1 = 1 - self.beta1**self.step_count
         bias2_sqrt = math.sqrt(1 - self.beta2**self.step_count)
-        for p, g, m, v, wd, mode in zip(
-            self.params, grads, self.exp_avg, self.exp_avg_sq, self.weight_decays, self.weight_decay_modes
-        ):
+        per_run = lambda t, p: t.reshape(-1, *([1] * (p.dim() - 1)))  # noqa: E731  [R] -> broadcast over p
+        grads = list(grads)
+        for i, (p, wd, mode) in enumerate(zip(self.params, self.weight_decays, self.weight_decay_modes)):
             if wd and mode == "l2":
-                g = g.add(p, alpha=wd)
+                grads[i] = grads[i].add(p, alpha=wd)
             elif wd:
-                p.mul_(1 - (lr * wd).reshape(-1, *([1] * (p.dim() - 1))))
-            m.lerp_(g, 1 - self.beta1)
-            v.mul_(self.beta2).addcmul_(g, g, value=1 - self.beta2)
-            denom = (v.sqrt() / bias2_sqrt).add_(self.eps)
-            step_size = (lr / bias1).reshape(-1, *([1] * (p.dim() - 1)))
-            p.sub_(step_size * m / denom)
+                p.mul_(1 - per_run(lr * wd, p))
+        torch._foreach_lerp_(self.exp_avg, grads, 1 - self.beta1)
+        torch._foreach_mul_(self.exp_avg_sq, self.beta2)
+        torch._foreach_addcmul_(self.exp_avg_sq, grads, grads, value=1 - self.beta2)
+        denom = torch._foreach_sqrt(self.exp_avg_sq)
+        torch._foreach_div_(denom, bias2_sqrt)
+        torch._foreach_add_(denom, self.eps)
+        step_size = lr / bias1
+        update = torch._foreach_mul(self.exp_avg, [per_run(step_size, p) for p in self.params])
+        torch._foreach_div_(update, denom)
+        torch._foreach_sub_(self.params, update)
 
     def keep_runs(self, index: torch.Tensor, params: list[torch.Tensor]) -> None:
         """Continue with the runs at ``index`` only; ``params`` are their parameters, in order."""

@@ -56,3 +56,20 @@ def test_source_without_its_required_key(workdir):
 def test_nothing_is_written_on_a_bad_config(workdir):
     snakemake(workdir, "-n", "--configfile", "presets/tiny.yaml", "--config", "seeds=-1", check=False)
     assert not (workdir / "results").exists()
+
+
+def test_the_training_jobs_of_a_dataset_are_one_per_k():
+    """sweeps.lr.job_per: k: every configuration with the same k in one job, in the grid's order;
+    the paper's 17 configurations in 4 jobs (and the k sweep's extra k in jobs of their own)."""
+    from targetcodec.train.settings import NO_K, configurations, job_groups
+
+    methods = ["least_squares", "huber", "hard_binning", "soft_binning", "end_to_end"]
+    groups = job_groups(configurations(methods, [5, 25]) + configurations(["soft_binning"], [45]))
+    assert groups == {
+        NO_K: ["least_squares", "huber"],
+        "k5": ["hard_binning-k5", "soft_binning-k5", "end_to_end-k5"],
+        "k25": ["hard_binning-k25", "soft_binning-k25", "end_to_end-k25"],
+        "k45": ["soft_binning-k45"],
+    }
+    paper = configurations([*methods, "softmax_least_squares", "trained_codec"], [5, 15, 25])
+    assert len(paper) == 17 and len(job_groups(paper)) == 4

@@ -28,8 +28,10 @@ def test_dry_run_plans_the_papers_grid(tmp_path):
     }
     assert len(configurations) == 17 and seeds == set(range(10))
     assert len(runs) == 8 * 17 * 10
-    # and one training job per (dataset, configuration), its learning-rate sweep and then its ten seeds
-    # as one pack; the lambda_KL sweeps of end to end (k = 5, 15, 25) in jobs of their own
-    assert re.search(r"^sweep_and_train\s+136$", proc.stdout, re.MULTILINE)
+    # and one training job per (dataset, k): each configuration's learning-rate sweep and then its ten
+    # seeds as one pack, one configuration after the other; the lambda_KL sweeps of end to end (k = 5,
+    # 15, 25) in jobs of their own
+    for group in ("no_k", "k5", "k15", "k25"):
+        assert re.search(rf"^sweep_and_train_{group}\s+8$", proc.stdout, re.MULTILINE), group
     assert re.search(r"^sweep\s+24$", proc.stdout, re.MULTILINE)
     assert not re.search(r"^train\s", proc.stdout, re.MULTILINE)

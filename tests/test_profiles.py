@@ -32,10 +32,18 @@ def planned_resources(workdir, *args, env=None) -> dict[str, list[dict[str, str]
 @pytest.mark.parametrize("config, gpus", [([], "1"), (["training_resources={gpu: 0}"], "0")])
 @pytest.mark.parametrize(
     "packs, rules",
-    [("pack_size=1", {"train_seed0", "train_seed1", "sweep"}), ("pack_size=null", {"sweep_and_train", "sweep"})],
+    [
+        ("pack_size=1", {"train_seed0", "train_seed1", "sweep"}),
+        ("sweeps={lr: {job_per: configuration}}", {"sweep_and_train", "sweep"}),
+        (
+            "pack_size=null",
+            {"sweep_and_train_no_k", "sweep_and_train_k3", "sweep_and_train_k5", "sweep_and_train_k7", "sweep"},
+        ),
+    ],
 )
 def test_training_jobs_alone_ask_for_gpus(workdir, config, gpus, packs, rules):
-    """Every rule that trains, however seeds are packed (train_seed0, ..., or sweep_and_train), asks for
+    """Every rule that trains, however seeds are packed (train_seed0, ..., sweep_and_train, or
+    sweep_and_train_k3, ...), asks for
     the configured GPUs and CPUs; no other rule asks for a GPU. No profile needs a list of rule names."""
     jobs = planned_resources(workdir, *TINY, "--config", packs, *config)
     training = {name for name in jobs if name.startswith(("train", "sweep"))}
@@ -73,10 +81,10 @@ def test_a_profile_extends_the_slurm_profile_without_copying_it(workdir, tmp_pat
     other = tmp_path / "long-jobs"
     other.mkdir()
     (other / "config.yaml").write_text(
-        "slurm-requeue: true\nset-resources:\n  sweep_and_train: {runtime: 2880, gpu: 2}\n"
+        "slurm-requeue: true\nset-resources:\n  sweep_and_train_k3: {runtime: 2880, gpu: 2}\n"
     )
     jobs = planned_resources(workdir, *TINY, "--profile", "profiles/slurm", "--profile", str(other))
-    for job in jobs["sweep_and_train"]:
+    for job in jobs["sweep_and_train_k3"]:
         assert (job["runtime"], job["gpu"], job["mem_mb"], job["slurm_partition"]) == ("2880", "2", "4000", "batch")
     for job in jobs["prepare"]:
         assert (job["runtime"], job["slurm_partition"]) == ("30", "batch") and "gpu" not in job
@@ -102,12 +110,13 @@ def test_local_gpu_profile_gives_each_training_job_a_gpu_of_its_own(tmp_path):
     CUDA_VISIBLE_DEVICES to the GPU it claimed from the pool."""
     workdir = copy_workflow(tmp_path / "local-gpu", git=False)
     env = dict(os.environ, CUDA_VISIBLE_DEVICES="0,1", TARGETCODEC_GPU_LOCKS=str(tmp_path / "locks"))
-    targets = [f"results/tiny/runs/diabetes/{c}/seed0.json" for c in ("least_squares", "huber", "hard_binning-k3")]
+    groups = {"least_squares": "no_k", "hard_binning-k3": "k3", "soft_binning-k5": "k5"}
+    targets = [f"results/tiny/runs/diabetes/{c}/seed0.json" for c in groups]
     proc = snakemake(workdir, *targets, "--profile", "profiles/local-gpu", *TINY, env=env)
     assert re.search(r"Provided resources: gpu=[^\n]*\b2\b", proc.stdout + proc.stderr)
-    for target in targets:
-        record = json.loads((workdir / target).read_text())
+    for configuration, group in groups.items():
+        record = json.loads((workdir / f"results/tiny/runs/diabetes/{configuration}/seed0.json").read_text())
         assert record["provenance"]["hardware"]["cuda_visible_devices"] in ("0", "1")
-        log = (workdir / target.replace("runs", "logs/sweep_and_train").replace("/seed0.json", ".log")).read_text()
+        log = (workdir / f"results/tiny/logs/sweep_and_train/diabetes/{group}.log").read_text()
         assert re.search(r"GPU pool: this job uses GPU [01] of 0,1", log), log
     assert (tmp_path / "locks" / "gpu-0.lock").exists()  # the pool TARGETCODEC_GPU_LOCKS names

@@ -12,6 +12,7 @@ import hashlib
 import json
 import os
 import pickle
+import shutil
 import signal
 import subprocess
 import sys
@@ -32,7 +33,7 @@ from targetcodec.data.prepare import prepare_dataset
 from targetcodec.data.sources import DataSourceError
 from targetcodec.io import DamagedFile
 from targetcodec.train import jobs
-from targetcodec.train.jobs import sweep_and_train, train_configuration
+from targetcodec.train.jobs import sweep_and_train, sweep_and_train_group, train_configuration
 from targetcodec.train.settings import TrainingJob, job_params
 
 
@@ -195,6 +196,77 @@ def test_fault_a_job_killed_after_its_sweep_does_not_sweep_again(prepared, tmp_p
         .drop(columns="wall_seconds")
         .equals(pd.read_parquet(tmp_path / "uninterrupted" / "sweep.parquet").drop(columns="wall_seconds"))
     )
+    assert not (folder / "checkpoints").exists()
+
+
+def group_job(folder, data, log=None):
+    """A real sweep_and_train_no_k job: least squares then Huber on diabetes (sweeps.lr.job_per: k)."""
+    config = workflow_config()
+    labels = ["least_squares", "huber"]
+    group = [TrainingJob.from_params(job_params(config, "diabetes", label)) for label in labels]
+    outputs = [
+        {
+            "runs": [str(folder / "runs" / label / f"seed{s}.json") for s in (0, 1)],
+            "sweep": str(folder / "sweeps" / f"{label}.parquet"),
+            "selected": str(folder / "selected" / f"{label}.json"),
+        }
+        for label in labels
+    ]
+    sweep_and_train_group(
+        group,
+        [1e-2, 3e-2],
+        [1000, 1001],
+        [0, 1],
+        data,
+        None,
+        outputs,
+        folder / "checkpoints",
+        log=(log if log is not None else []).append,
+        workflow_dir=folder,
+    )
+    return outputs
+
+
+def test_fault_a_job_of_several_configurations_killed_half_way_trains_only_what_it_had_not_finished(
+    prepared, tmp_path, monkeypatch
+):
+    """A job of every configuration with one k keeps each finished configuration until the whole job
+    has finished: killed during its second configuration (and its outputs deleted, as Snakemake does),
+    it takes the first from the kept copy without training it, trains the second, and writes the
+    uninterrupted job's numbers; nothing is kept once it has finished."""
+    uninterrupted = group_job(tmp_path / "uninterrupted", prepared)
+
+    class Killed(BaseException):
+        pass
+
+    real = jobs.sweep_and_train
+
+    def killed_in_huber(job, *args, **kwargs):
+        if job.configuration.label == "huber":
+            raise Killed
+        return real(job, *args, **kwargs)
+
+    folder = tmp_path / "killed"
+    with monkeypatch.context() as patch:
+        patch.setattr(jobs, "sweep_and_train", killed_in_huber)
+        with pytest.raises(Killed):
+            group_job(folder, prepared)
+    for sub in ("runs", "sweeps", "selected"):  # what Snakemake does with the outputs of a failed job
+        shutil.rmtree(folder / sub)
+    lines = []
+    resumed = group_job(folder, prepared, log=lines)
+    assert any("least_squares: finished before this job was stopped" in line for line in lines), lines
+    assert sum("sweep of lr" in line for line in lines) == 1  # Huber's only
+    for a, b in zip(uninterrupted, resumed):
+        for x, y in zip(a["runs"], b["runs"]):
+            x, y = json.loads(open(x).read()), json.loads(open(y).read())
+            assert x["metrics"] == y["metrics"] and x["hyperparameters"] == y["hyperparameters"]
+        assert json.loads(open(a["selected"]).read()) == json.loads(open(b["selected"]).read())
+        assert (
+            pd.read_parquet(a["sweep"])
+            .drop(columns="wall_seconds")
+            .equals(pd.read_parquet(b["sweep"]).drop(columns="wall_seconds"))
+        )
     assert not (folder / "checkpoints").exists()
 
 

@@ -115,7 +115,8 @@ def test_fault_damaged_run_file_stops_the_workflow_and_is_rebuilt_once_deleted(t
     run_file.unlink()
     proc = snakemake(copy, *args)
     counts = job_counts(proc.stdout + proc.stderr)
-    # that configuration's job (its learning-rate sweep and its pack) and the aggregation, nothing else
-    assert counts == {"sweep_and_train": 1, "aggregate": 1}, counts
+    # that configuration's job (the learning-rate sweeps and packs of the configurations without k) and
+    # the aggregation, nothing else
+    assert counts == {"sweep_and_train_no_k": 1, "aggregate": 1}, counts
     rebuilt = json.loads(run_file.read_text())
     assert rebuilt["metrics"] == intact["metrics"]  # the same numbers: a run is reproducible

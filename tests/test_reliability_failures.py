@@ -261,7 +261,7 @@ def test_the_workflow_tables_failed_runs_as_failed_and_a_failed_sweep_as_a_faile
         "--config",
         "sweeps={lr: {enabled: true, grid: [300.0, 1000.0], seeds: 2}}",
     )
-    sweep_log = (results / "logs" / "sweep_and_train" / "diabetes" / "least_squares.log").read_text()
+    sweep_log = (results / "logs" / "sweep_and_train" / "diabetes" / "no_k.log").read_text()
     assert "sweep of lr for dataset 'diabetes', configuration 'least_squares': all 4 runs of every value" in sweep_log
     selected = json.loads((results / "selected" / "lr" / "diabetes" / "least_squares.json").read_text())
     assert "all 4 runs of every value (300, 1000) failed" in selected["failed"]

@@ -135,7 +135,7 @@ def test_training_jobs_and_only_they_were_given_a_gpu(tiny_slurm_run):
     record = json.loads((workdir / "results/tiny/runs/diabetes/end_to_end-k3/seed0.json").read_text())
     hardware = record["provenance"]["hardware"]
     assert hardware["slurm_job_id"] and hardware["cuda_visible_devices"] in ("0", "1")  # SLURM's GPU, no pool
-    log = (workdir / "results/tiny/logs/sweep_and_train/diabetes/end_to_end-k3.log").read_text()
+    log = (workdir / "results/tiny/logs/sweep_and_train/diabetes/k3.log").read_text()
     assert f"CUDA_VISIBLE_DEVICES={hardware['cuda_visible_devices']}" in log and "GPU pool" not in log
 
 

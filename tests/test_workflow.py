@@ -26,6 +26,7 @@ FIGURES = [
     "figure9_learnt_encoder",
 ]
 CONFIGURATIONS = 2 + 5 * 2  # least squares, Huber, and five methods at k = 3, 5
+GROUPS = ["no_k", "k3", "k5", "k7"]  # the training jobs of a dataset (sweeps.lr.job_per: k)
 K_SWEEP_EXTRA = 1  # soft binning at k = 7
 
 
@@ -131,10 +132,12 @@ def test_every_job_has_a_log_and_a_benchmark(tiny_run):
     _, results = tiny_run
     logs = list((results / "logs").rglob("*.log"))
     benchmarks = list((results / "benchmarks").rglob("*.tsv"))
-    # per dataset: prepare, 2 pretrain_codec (trained codec at k = 3, 5), 13 sweep_and_train (a learning-rate
-    # sweep and the reported runs), 2 lambda sweeps; then aggregate, aggregate_sweeps, one job per table and figure
-    assert len(logs) == len(benchmarks) == 2 * (1 + 2 + 13 + 2) + 2 + len(TABLES) + len(FIGURES)
-    train_log = (results / "logs" / "sweep_and_train" / "diabetes" / "least_squares.log").read_text()
+    # per dataset: prepare, 2 pretrain_codec (trained codec at k = 3, 5), 4 sweep_and_train (for each of
+    # no k, k = 3, 5, 7: every configuration's learning-rate sweep and reported runs), 2 lambda sweeps;
+    # then aggregate, aggregate_sweeps, one job per table and figure
+    assert len(logs) == len(benchmarks) == 2 * (1 + 2 + 4 + 2) + 2 + len(TABLES) + len(FIGURES)
+    train_log = (results / "logs" / "sweep_and_train" / "diabetes" / "no_k.log").read_text()
+    assert "configuration 1/2: least_squares" in train_log and "configuration 2/2: huber" in train_log
     assert "sweep of lr" in train_log and "epoch 1/4" in train_log and "test MAE" in train_log
 
 
@@ -150,7 +153,8 @@ def test_changing_the_sweep_grid_reruns_sweeps_runs_and_reports_only(tiny_run):
         workdir, "-n", "--configfile", "presets/tiny.yaml", "--config", "sweeps={lr: {grid: [0.001, 0.01]}}"
     )
     jobs = job_counts(proc.stdout + proc.stderr)
-    assert jobs["sweep_and_train"] == 2 * 13  # every learning-rate sweep with its reported runs
+    for group in GROUPS:  # every learning-rate sweep with its reported runs
+        assert jobs[f"sweep_and_train_{group}"] == 2, group
     assert jobs["sweep"] == 2 * 2  # and the lambda sweeps that use its choice
     assert "train" not in jobs
     for rule in ["aggregate", "aggregate_sweeps"] + TABLES + [f for f in FIGURES if f not in ENCODER_FIGURES]:
@@ -172,16 +176,22 @@ def test_one_job_per_seed_gives_the_same_runs(tiny_run, tmp_path):
     assert single["metrics"] == pytest.approx(packed["metrics"], rel=1e-4, abs=1e-6)
 
 
-def test_a_sweep_and_its_runs_in_one_job_give_what_two_jobs_give(tiny_run, tmp_path):
-    """sweeps.lr.one_job: false (a sweep job, then a training job) writes the same sweep, selection
-    and run files, number for number, as the one sweep_and_train job of the tiny run."""
+@pytest.mark.parametrize(
+    "setting, jobs",
+    [
+        ("sweeps={lr: {one_job: false}}", {"prepare": 1, "sweep": 1, "train": 1}),
+        ("sweeps={lr: {job_per: configuration}}", {"prepare": 1, "sweep_and_train": 1}),
+    ],
+)
+def test_a_sweep_and_its_runs_in_one_job_give_what_two_jobs_give(tiny_run, tmp_path, setting, jobs):
+    """sweeps.lr.one_job: false (a sweep job, then a training job) and sweeps.lr.job_per: configuration
+    (a job for the configuration alone) write the same sweep, selection and run files, number for
+    number, as the tiny run's job of every configuration at k = 3 (sweep_and_train_k3)."""
     _, results = tiny_run
     other = copy_workflow(tmp_path / "two_jobs")
     target = "results/tiny/runs/synthetic_2d/soft_binning-k3/seed1.json"
-    proc = snakemake(
-        other, target, "--cores", "2", "--configfile", "presets/tiny.yaml", "--config", "sweeps={lr: {one_job: false}}"
-    )
-    assert job_counts(proc.stdout + proc.stderr) == {"prepare": 1, "sweep": 1, "train": 1}
+    proc = snakemake(other, target, "--cores", "2", "--configfile", "presets/tiny.yaml", "--config", setting)
+    assert job_counts(proc.stdout + proc.stderr) == jobs
     two = other / "results" / "tiny"
     for rel in ["sweeps/lr/synthetic_2d/soft_binning-k3.parquet"]:
         assert_frame_equal(
@@ -217,9 +227,9 @@ def test_adding_a_dataset_runs_only_its_jobs(tiny_run):
     per_dataset = {
         "prepare": 1,
         "pretrain_codec": 2,
-        "sweep_and_train": 13,
+        **{f"sweep_and_train_{group}": 1 for group in GROUPS},
         "sweep": 2,
-    }  # 13 configurations, 2 lambda sweeps
+    }  # 13 configurations in 4 jobs, 2 lambda sweeps
     reports = ["aggregate", "aggregate_sweeps", "all"] + TABLES + [f for f in FIGURES if f not in ENCODER_FIGURES]
     assert counts == {
         "download_dataset": 1,

@@ -63,9 +63,9 @@ def _failures(results, bound: float, what, log) -> list[str | None]:
     return failures
 
 
-def _start(job: TrainingJob, data_path, codec_path, log):
-    """The data, the codec the method starts from, and the device."""
-    data = SplitData.load(data_path)
+def _start(job: TrainingJob, data_path, codec_path, log, data: SplitData | None = None):
+    """The data (``data`` if the job has loaded it already), the codec the method starts from, and the device."""
+    data = data if data is not None else SplitData.load(data_path)
     pretrained = Codec.load(codec_path) if codec_path else None
     codec = codec_for_method(
         job.method,
@@ -276,14 +276,16 @@ def sweep_and_train(
     checkpoints,
     log=print,
     workflow_dir=".",
+    data: SplitData | None = None,
 ) -> None:
     """A configuration's learning-rate sweep and its reported runs in one job: one start of Python,
     torch and the data where two jobs (``sweep_configuration``, then ``train_configuration`` at the
     selected rate) would pay two. Same results as the two jobs.
 
     ``checkpoints``: a folder for both packs' checkpoints and the finished sweep, which is kept there
-    until the reported runs are written: a job killed after its sweep does not sweep again."""
-    started = _start(job, data_path, codec_path, log)
+    until the reported runs are written: a job killed after its sweep does not sweep again.
+    ``data``: the prepared data, where the job has loaded it already."""
+    started = _start(job, data_path, codec_path, log, data)
     folder = Path(checkpoints)
     kept_runs, kept_selected = folder / "lr_sweep.parquet", folder / "lr_sweep.json"
     fingerprint = repr((job.job, [float(v) for v in grid], list(sweep_seeds)))
@@ -330,3 +332,79 @@ def sweep_and_train(
     kept_selected.unlink()
     with contextlib.suppress(OSError):  # the folder, unless something else is kept in it
         folder.rmdir()
+
+
+def sweep_and_train_group(
+    jobs: list[TrainingJob],
+    grid: list[float],
+    sweep_seeds: list[int],
+    seeds: list[int],
+    data_path,
+    codec_path,
+    outputs: list[dict],
+    checkpoints,
+    log=print,
+    workflow_dir=".",
+) -> None:
+    """Several configurations of one dataset (those with the same k, sweeps.lr.job_per: k) in one job,
+    one after the other, each as ``sweep_and_train`` trains it alone (the same files and numbers):
+    one start of Python, torch and the data for all of them.
+
+    ``outputs``: per job, {"runs": one file per seed, "sweep": parquet, "selected": JSON}. Each
+    configuration's files are also kept in ``checkpoints``/done/<label>/ until the whole job has
+    finished, so that a job killed or preempted half-way trains again only what it had not finished
+    (Snakemake deletes the outputs of an incomplete job before it runs it again)."""
+    folder = Path(checkpoints)
+    data = SplitData.load(data_path)
+    for number, (job, out) in enumerate(zip(jobs, outputs, strict=True), start=1):
+        label = job.configuration.label
+        files = [*out["runs"], out["sweep"], out["selected"]]
+        kept = folder / "done" / label
+        fingerprint = repr((job.job, [float(v) for v in grid], list(sweep_seeds), list(seeds)))
+        if _restore_finished(kept, fingerprint, files):
+            log(f"configuration {number}/{len(jobs)}, {label}: finished before this job was stopped, taken from {kept}")
+            continue
+        log(f"configuration {number}/{len(jobs)}: {label}")
+        needs_codec = job.method.uses_k and job.method.needs_pretrained_codec(job.settings)
+        sweep_and_train(
+            job,
+            grid,
+            sweep_seeds,
+            seeds,
+            data_path,
+            codec_path if needs_codec else None,
+            out["runs"],
+            out["sweep"],
+            out["selected"],
+            folder / label,
+            log=log,
+            workflow_dir=workflow_dir,
+            data=data,
+        )
+        _keep_finished(kept, fingerprint, files)
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+def _keep_finished(folder: Path, fingerprint: str, files: list[str]) -> None:
+    """Copies of a finished configuration's files, and the settings they were made with (written last)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for i, path in enumerate(files):
+        with atomic_path(folder / f"{i}{Path(path).suffix}") as tmp:
+            shutil.copyfile(path, tmp)
+    atomic_write_json(folder / "finished.json", {"fingerprint": fingerprint, "files": [str(p) for p in files]})
+
+
+def _restore_finished(folder: Path, fingerprint: str, files: list[str]) -> bool:
+    """Put back the files ``_keep_finished`` kept, if they were made with these settings (else
+    delete them: the configuration trains again)."""
+    record = folder / "finished.json"
+    if not record.exists():
+        return False
+    kept = read_json(record)
+    if kept.get("fingerprint") != fingerprint or kept.get("files") != [str(p) for p in files]:
+        shutil.rmtree(folder)  # made with other settings: trained again
+        return False
+    for i, path in enumerate(files):
+        with atomic_path(path) as tmp:
+            shutil.copyfile(folder / f"{i}{Path(path).suffix}", tmp)
+    return True

@@ -52,6 +52,19 @@ def configurations(methods: list[str], ks: list[int]) -> list[Configuration]:
     return out
 
 
+NO_K = "no_k"  # the job group of the methods without k (least squares, Huber)
+
+
+def job_groups(configurations: list[Configuration]) -> dict[str, list[str]]:
+    """Training jobs that share a k (config key sweeps.lr.job_per: k): {job name: the labels of the
+    configurations it trains, in order}, "k5", "k25", ... and ``NO_K`` for the methods without k.
+    The paper's 17 configurations then start 4 jobs per dataset instead of 17."""
+    groups: dict[str, list[str]] = {}
+    for c in configurations:
+        groups.setdefault(NO_K if c.k is None else f"k{c.k}", []).append(c.label)
+    return groups
+
+
 def seed_list(config: dict) -> list[int]:
     seeds = config["seeds"]
     return list(range(seeds)) if isinstance(seeds, int) else list(seeds)

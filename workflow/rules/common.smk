@@ -14,6 +14,7 @@ from targetcodec.train.settings import (
     configurations,
     job_params,
     method_settings,
+    job_groups,
     seed_list,
     pack_name,
     seed_packs,
@@ -112,6 +113,34 @@ ONE_JOB_METHODS = (
     if SWEEPS["lr"]["enabled"] and SWEEPS["lr"]["one_job"] and len(PACKS) == 1
     else []
 )
+
+
+# The jobs that train them (sweeps.lr.job_per): one per configuration (rule sweep_and_train), or one
+# per k, all the configurations with that k one after the other (rules sweep_and_train_k5, ...).
+ONE_JOB_CONFIGURATIONS = [c for c in CONFIGURATIONS + K_SWEEP_CONFIGURATIONS if c.method in ONE_JOB_METHODS]
+JOB_GROUPS = job_groups(ONE_JOB_CONFIGURATIONS) if SWEEPS["lr"]["job_per"] == "k" else {}
+
+
+def group_training_jobs(labels):
+    """The params.jobs of a job group: what each of its configurations reads (training_job)."""
+    return lambda wildcards: [job_params(config, wildcards.dataset, label) for label in labels]
+
+
+def group_codec_input(labels):
+    """The pre-trained codecs a job group needs (one at most: its configurations share k)."""
+
+    def codecs(wildcards):
+        paths = (codec_input(Wildcards(wildcards, label)) for label in labels)
+        return sorted({path for path in paths if path})
+
+    return codecs
+
+
+class Wildcards:
+    """The wildcards of one configuration of a job group (for the per-configuration input functions)."""
+
+    def __init__(self, group_wildcards, configuration):
+        self.dataset, self.configuration = group_wildcards.dataset, configuration
 
 
 def sweep_selected_inputs(wildcards):

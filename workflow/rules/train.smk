@@ -1,7 +1,9 @@
 # Training: one job per pack of seeds, trained as one batched model; one result file per seed.
 # A rule per pack (train, or train_seeds0-4, train_seeds5-9, ... with pack_size) keeps the per-seed
 # file names independent of how seeds are packed. Where a configuration's learning-rate sweep and its
-# reported runs share a job, rule sweep_and_train writes both (it takes precedence over train and sweep).
+# reported runs share a job, rule sweep_and_train writes both (it takes precedence over train and sweep);
+# with sweeps.lr.job_per: k, a rule per k (sweep_and_train_k5, ..., sweep_and_train_no_k) does that for
+# every configuration with that k, one after the other in one job.
 
 
 for pack in PACKS:
@@ -33,7 +35,7 @@ for pack in PACKS:
             "../scripts/train.py"
 
 
-if ONE_JOB_METHODS:
+if ONE_JOB_METHODS and not JOB_GROUPS:
 
     rule sweep_and_train:
         input:
@@ -66,3 +68,38 @@ if ONE_JOB_METHODS:
 
     ruleorder: sweep_and_train > train
     ruleorder: sweep_and_train > sweep
+
+
+for group, labels in JOB_GROUPS.items():
+
+    rule:
+        name:
+            f"sweep_and_train_{group}"
+        input:
+            data=f"{RESULTS}/prepared/{{dataset}}.npz",
+            codec=group_codec_input(labels),
+        output:
+            runs=[f"{RESULTS}/runs/{{dataset}}/{label}/seed{seed}.json" for label in labels for seed in SEEDS],
+            sweeps=[f"{RESULTS}/sweeps/lr/{{dataset}}/{label}.parquet" for label in labels],
+            selected=[f"{RESULTS}/selected/lr/{{dataset}}/{label}.json" for label in labels],
+        log:
+            f"{RESULTS}/logs/sweep_and_train/{{dataset}}/{group}.log",
+        benchmark:
+            f"{RESULTS}/benchmarks/sweep_and_train/{{dataset}}/{group}.tsv"
+        conda:
+            "../../envs/train.yaml"
+        threads: config["threads"]
+        resources:
+            **TRAINING_RESOURCES,
+        params:
+            jobs=group_training_jobs(labels),
+            grid=SWEEPS["lr"]["grid"],
+            sweep_seeds=SWEEPS["lr"]["seeds"],
+            seeds=SEEDS,
+            runtime=RUNTIME,
+            checkpoints=f"{RESULTS}/checkpoints/{{dataset}}/{group}",
+        script:
+            "../scripts/sweep_and_train_group.py"
+
+    workflow.ruleorder(f"sweep_and_train_{group}", "train")
+    workflow.ruleorder(f"sweep_and_train_{group}", "sweep")
