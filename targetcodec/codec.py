@@ -383,3 +383,31 @@ def unit_square_grid_codec(k: int, m: int = 2, lambda_sigma: float = 1.0, grid: 
     c = torch.as_tensor(mesh, dtype=torch.float64)
     w_lin, w_bias = gaussian_to_softmax_weights(c, lambda_sigma * spacing)
     return Codec(w_lin=w_lin, w_bias=w_bias, mu=c.clone(), centroids=c, spacing=spacing)
+
+
+def pretrain_codec_files(
+    y_train: np.ndarray, k: int, settings: dict, seed: int, out_codec, out_report, dataset: str, log=print
+):
+    """Stage 1 of section 3.3 as a workflow job: the initialisation, eq. (7) pre-training with the
+    config's ``codec`` settings, and the codec (``Codec.save``) and its report (JSON) written."""
+    from .io import atomic_write_json
+
+    codec = initial_codec(y_train, k, lambda_sigma=settings["init_lambda_sigma"], seed=seed, grid=settings["grid"])
+    trained, report = pretrain_codec(
+        codec,
+        y_train,
+        alpha=settings["alpha"],
+        steps=settings["pretrain"]["steps"],
+        lr=settings["pretrain"]["lr"],
+        weight_decay=settings["weight_decay"],
+        weight_decay_mode=settings["weight_decay_mode"],
+        batch_size=settings["pretrain"]["batch_size"],
+        log=log,
+    )
+    log(
+        f"codec k = {k}: auto-encoding error (eq. 6) {report['initial_autoencoding_error']:.3g} -> "
+        f"{report['final_autoencoding_error']:.3g}, mean entropy {report['initial_entropy']:.3g} -> {report['final_entropy']:.3g}"
+    )
+    trained.save(out_codec)
+    atomic_write_json(out_report, report | {"k": k, "dataset": dataset})
+    return trained

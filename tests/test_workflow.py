@@ -132,10 +132,15 @@ def test_every_job_has_a_log_and_a_benchmark(tiny_run):
     _, results = tiny_run
     logs = list((results / "logs").rglob("*.log"))
     benchmarks = list((results / "benchmarks").rglob("*.tsv"))
-    # per dataset: prepare, 2 pretrain_codec (trained codec at k = 3, 5), 4 sweep_and_train (for each of
-    # no k, k = 3, 5, 7: every configuration's learning-rate sweep and reported runs), 2 lambda sweeps;
-    # then aggregate, aggregate_sweeps, one job per table and figure
-    assert len(logs) == len(benchmarks) == 2 * (1 + 2 + 4 + 2) + 2 + len(TABLES) + len(FIGURES)
+    # per dataset: prepare, 4 sweep_and_train (for each of no k, k = 3, 5, 7: every configuration's
+    # learning-rate sweep and reported runs, after the trained encoder's codec at k = 3, 5), 2 lambda
+    # sweeps; then aggregate, aggregate_sweeps, one job per table and figure
+    assert len(logs) == len(benchmarks) == 2 * (1 + 4 + 2) + 2 + len(TABLES) + len(FIGURES)
+    codec_log = (results / "logs" / "sweep_and_train" / "diabetes" / "k5.log").read_text()
+    assert "pretrain step 1/50" in codec_log and "codec k = 5: auto-encoding error" in codec_log
+    assert (results / "codecs" / "diabetes" / "k5.npz").exists() and (
+        results / "codecs" / "diabetes" / "k5.json"
+    ).exists()
     train_log = (results / "logs" / "sweep_and_train" / "diabetes" / "no_k.log").read_text()
     assert "configuration 1/2: least_squares" in train_log and "configuration 2/2: huber" in train_log
     assert "sweep of lr" in train_log and "epoch 1/4" in train_log and "test MAE" in train_log
@@ -159,7 +164,7 @@ def test_changing_the_sweep_grid_reruns_sweeps_runs_and_reports_only(tiny_run):
     assert "train" not in jobs
     for rule in ["aggregate", "aggregate_sweeps"] + TABLES + [f for f in FIGURES if f not in ENCODER_FIGURES]:
         assert jobs[rule] == 1, rule
-    for rule in ["prepare", "pretrain_codec"] + ENCODER_FIGURES:
+    for rule in ["prepare", "pretrain_codec"] + ENCODER_FIGURES:  # (the codecs: in sweep_and_train_k3, _k5)
         assert rule not in jobs, rule
 
 
@@ -226,8 +231,7 @@ def test_adding_a_dataset_runs_only_its_jobs(tiny_run):
     counts = job_counts(out)
     per_dataset = {
         "prepare": 1,
-        "pretrain_codec": 2,
-        **{f"sweep_and_train_{group}": 1 for group in GROUPS},
+        **{f"sweep_and_train_{group}": 1 for group in GROUPS},  # with the codecs at k = 3, 5
         "sweep": 2,
     }  # 13 configurations in 4 jobs, 2 lambda sweeps
     reports = ["aggregate", "aggregate_sweeps", "all"] + TABLES + [f for f in FIGURES if f not in ENCODER_FIGURES]

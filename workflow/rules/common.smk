@@ -126,21 +126,16 @@ def group_training_jobs(labels):
     return lambda wildcards: [job_params(config, wildcards.dataset, label) for label in labels]
 
 
-def group_codec_input(labels):
-    """The pre-trained codecs a job group needs (one at most: its configurations share k)."""
-
-    def codecs(wildcards):
-        paths = (codec_input(Wildcards(wildcards, label)) for label in labels)
-        return sorted({path for path in paths if path})
-
-    return codecs
-
-
-class Wildcards:
-    """The wildcards of one configuration of a job group (for the per-configuration input functions)."""
-
-    def __init__(self, group_wildcards, configuration):
-        self.dataset, self.configuration = group_wildcards.dataset, configuration
+def group_codec_outputs(labels, extension):
+    """The pre-trained codec (eq. 7) a job group makes first, if one of its configurations needs it
+    (its configurations share k): pre-trained in the job, not in a job of its own."""
+    needed = [Configuration.parse(label) for label in labels]
+    needed = [
+        c
+        for c in needed
+        if METHODS[c.method].uses_k and METHODS[c.method].needs_pretrained_codec(method_settings(config))
+    ]
+    return [f"{RESULTS}/codecs/{{dataset}}/k{needed[0].k}.{extension}"] if needed else []
 
 
 def sweep_selected_inputs(wildcards):

@@ -3,7 +3,8 @@
 # file names independent of how seeds are packed. Where a configuration's learning-rate sweep and its
 # reported runs share a job, rule sweep_and_train writes both (it takes precedence over train and sweep);
 # with sweeps.lr.job_per: k, a rule per k (sweep_and_train_k5, ..., sweep_and_train_no_k) does that for
-# every configuration with that k, one after the other in one job.
+# every configuration with that k, one after the other in one job, after pre-training the codec (eq. 7)
+# that trained_codec needs (so pretrain_codec runs only for codecs no such job makes).
 
 
 for pack in PACKS:
@@ -77,11 +78,12 @@ for group, labels in JOB_GROUPS.items():
             f"sweep_and_train_{group}"
         input:
             data=f"{RESULTS}/prepared/{{dataset}}.npz",
-            codec=group_codec_input(labels),
         output:
             runs=[f"{RESULTS}/runs/{{dataset}}/{label}/seed{seed}.json" for label in labels for seed in SEEDS],
             sweeps=[f"{RESULTS}/sweeps/lr/{{dataset}}/{label}.parquet" for label in labels],
             selected=[f"{RESULTS}/selected/lr/{{dataset}}/{label}.json" for label in labels],
+            codec=group_codec_outputs(labels, "npz"),
+            codec_report=group_codec_outputs(labels, "json"),
         log:
             f"{RESULTS}/logs/sweep_and_train/{{dataset}}/{group}.log",
         benchmark:
@@ -98,8 +100,11 @@ for group, labels in JOB_GROUPS.items():
             seeds=SEEDS,
             runtime=RUNTIME,
             checkpoints=f"{RESULTS}/checkpoints/{{dataset}}/{group}",
+            k=Configuration.parse(labels[0]).k,
+            codec=config["codec"],
+            codec_seed=config["split"]["seed"],  # k-means++ initialisation for m > 1 (section 3.3)
         script:
             "../scripts/sweep_and_train_group.py"
 
-    workflow.ruleorder(f"sweep_and_train_{group}", "train")
-    workflow.ruleorder(f"sweep_and_train_{group}", "sweep")
+    for other in ("train", "sweep", "pretrain_codec"):
+        workflow.ruleorder(f"sweep_and_train_{group}", other)
