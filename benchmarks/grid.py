@@ -19,6 +19,7 @@ job time went, summed over jobs, from Snakemake's benchmark files and the jobs' 
 
 - start-up: process start to the job's first log line (Python, imports, Snakemake's script preamble),
 - data loading: first log line to the pack's set-up (data, codec, device, settings),
+- codec pre-training: a job of one k pre-training its codec (eq. 7) before its first pack,
 - set-up, training, evaluation: the pack's own ``timing:`` line (training includes validation),
 - writing: the pack's end to the job's last log line (result files),
 - other jobs: data preparation, codec pre-training and the reports, from their benchmark files.
@@ -71,6 +72,7 @@ TIMESTAMP = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d)(?:[.,](\d{3}))? ")
 STARTUP = re.compile(r"start-up: ([\d.]+) s")
 PACK_TIMING = re.compile(r"timing: set-up ([\d.]+) s, training ([\d.]+) s, evaluation ([\d.]+) s")
 TRAINING_FINISHED = re.compile(r"training finished after .*?([\d.]+) s$")
+CODEC_DONE = re.compile(r"codec k = \d+: auto-encoding error")  # a job of one k pre-trains its codec first
 
 
 def slice_config(args, results: Path) -> dict:
@@ -187,6 +189,7 @@ def job_breakdown(log: Path, wall: float) -> dict:
         "wall": wall,
         "start-up": 0.0,
         "data loading": 0.0,
+        "codec pre-training": 0.0,
         "set-up": 0.0,
         "training": 0.0,
         "evaluation": 0.0,
@@ -204,22 +207,30 @@ def job_breakdown(log: Path, wall: float) -> dict:
     if timings:
         setup, training, evaluation = (sum(parts[i] for _, parts in timings) for i in range(3))
         t_first, first_parts = timings[0]
-        loading = max(0.0, t_first - sum(first_parts) - first)
+        codec_done = next((t for t, line in stamped if CODEC_DONE.search(line)), None)
+        pretraining = max(0.0, codec_done - first) if codec_done is not None and codec_done < t_first else 0.0
+        loading = max(0.0, t_first - sum(first_parts) - first - pretraining)
         part.update(
             {
                 "set-up": setup,
                 "training": training,
                 "evaluation": evaluation,
                 "data loading": loading,
+                "codec pre-training": pretraining,
                 # the rest of the logged time: writing results, the sweep's selection
-                "writing": max(0.0, (last - first) - loading - setup - training - evaluation),
+                "writing": max(0.0, (last - first) - loading - pretraining - setup - training - evaluation),
             }
         )
     else:
         finished = next((float(m.group(1)) for _, line in stamped if (m := TRAINING_FINISHED.search(line))), 0.0)
         part["training"] = finished
     part["rest of the job"] = max(
-        0.0, wall - sum(part[k] for k in ("start-up", "data loading", "set-up", "training", "evaluation", "writing"))
+        0.0,
+        wall
+        - sum(
+            part[k]
+            for k in ("start-up", "data loading", "codec pre-training", "set-up", "training", "evaluation", "writing")
+        ),
     )
     return part
 

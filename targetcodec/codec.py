@@ -353,7 +353,7 @@ def pretrain_codec(
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         opt.step()
         if log is not None and (step % max(1, steps // 10) == 0 or step == steps - 1):
-            log(f"pretrain step {step + 1}/{steps}: eq.(7) loss {float(loss):.6g}")
+            log(f"pretrain step {step + 1}/{steps}: eq.(7) loss {float(loss.detach()):.6g}")
     report.update(summary("final"))
     report.update(steps=steps, alpha=alpha, lr=lr)
     trained = Codec(w_lin.detach(), w_bias.detach(), mu.detach(), codec.centroids.clone(), codec.spacing)

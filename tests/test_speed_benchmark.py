@@ -44,6 +44,7 @@ def test_the_breakdown_of_a_training_job(tmp_path):
             "wall": 10.0,
             "start-up": 2.5,
             "data loading": 1.0,
+            "codec pre-training": 0.0,
             "set-up": 0.5,
             "training": 5.0,
             "evaluation": 0.25,
@@ -71,6 +72,7 @@ def test_the_breakdown_of_a_sweep_and_train_job(tmp_path):
             "wall": 11.0,
             "start-up": 2.0,
             "data loading": 0.75,  # 04:00:04 less the first pack's 3.25 s
+            "codec pre-training": 0.0,
             "set-up": 0.75,
             "training": 5.0,
             "evaluation": 0.5,
@@ -78,3 +80,20 @@ def test_the_breakdown_of_a_sweep_and_train_job(tmp_path):
             "rest of the job": 1.0,
         }
     )
+
+
+def test_the_breakdown_of_a_job_that_pretrains_its_codec_first(tmp_path):
+    """A job of one k pre-trains its codec (eq. 7) before its first pack: that time is codec
+    pre-training, not data loading."""
+    log = tmp_path / "job.log"
+    log.write_text(
+        "2026-12-01 04:00:00.000 start-up: 2.000 s (process start to this line: ...)\n"
+        "2026-12-01 04:00:00.500 pretrain step 1/200: eq.(7) loss 0.001\n"
+        "2026-12-01 04:00:03.000 codec k = 5: auto-encoding error (eq. 6) 0.001 -> 0.0005, mean entropy 1 -> 0.9\n"
+        "2026-12-01 04:00:06.500 timing: set-up 0.250 s, training 2.750 s, evaluation 0.250 s; 10 run-epochs\n"
+        "2026-12-01 04:00:07.000 job done: 7.000 s after start-up\n"
+    )
+    part = load_grid_benchmark().job_breakdown(log, wall=9.5)
+    assert part["codec pre-training"] == pytest.approx(3.0)
+    assert part["data loading"] == pytest.approx(0.25)  # 6.5 - 3.25 (the pack) - 3.0 (the codec)
+    assert part["writing"] == pytest.approx(0.5) and part["rest of the job"] == pytest.approx(0.5)
