@@ -345,6 +345,7 @@ def sweep_and_train_group(
     checkpoints,
     log=print,
     workflow_dir=".",
+    data: SplitData | None = None,
 ) -> None:
     """Several configurations of one dataset (those with the same k, sweeps.lr.job_per: k) in one job,
     one after the other, each as ``sweep_and_train`` trains it alone (the same files and numbers):
@@ -353,9 +354,10 @@ def sweep_and_train_group(
     ``outputs``: per job, {"runs": one file per seed, "sweep": parquet, "selected": JSON}. Each
     configuration's files are also kept in ``checkpoints``/done/<label>/ until the whole job has
     finished, so that a job killed or preempted half-way trains again only what it had not finished
-    (Snakemake deletes the outputs of an incomplete job before it runs it again)."""
+    (Snakemake deletes the outputs of an incomplete job before it runs it again). ``data``: the
+    prepared data, where the job has loaded it already."""
     folder = Path(checkpoints)
-    data = SplitData.load(data_path)
+    data = data if data is not None else SplitData.load(data_path)
     for number, (job, out) in enumerate(zip(jobs, outputs, strict=True), start=1):
         label = job.configuration.label
         files = [*out["runs"], out["sweep"], out["selected"]]
@@ -365,7 +367,7 @@ def sweep_and_train_group(
             log(f"configuration {number}/{len(jobs)}, {label}: finished before this job was stopped, taken from {kept}")
             continue
         log(f"configuration {number}/{len(jobs)}: {label}")
-        needs_codec = job.method.uses_k and job.method.needs_pretrained_codec(job.settings)
+        needs_codec = job.method.needs_pretrained_codec(job.settings)  # False for the methods without k
         sweep_and_train(
             job,
             grid,

@@ -129,12 +129,7 @@ def group_training_jobs(labels):
 def group_codec_outputs(labels, extension):
     """The pre-trained codec (eq. 7) a job group makes first, if one of its configurations needs it
     (its configurations share k): pre-trained in the job, not in a job of its own."""
-    needed = [Configuration.parse(label) for label in labels]
-    needed = [
-        c
-        for c in needed
-        if METHODS[c.method].uses_k and METHODS[c.method].needs_pretrained_codec(method_settings(config))
-    ]
+    needed = [Configuration.parse(label) for label in labels if needs_pretrained_codec(label)]
     return [f"{RESULTS}/codecs/{{dataset}}/k{needed[0].k}.{extension}"] if needed else []
 
 
@@ -172,12 +167,16 @@ def training_job(wildcards):
 RUNTIME = Runtime.from_config(config, workflow.basedir)
 
 
+def needs_pretrained_codec(label):
+    """Whether a configuration's method starts from the pre-trained codec (eq. 7)."""
+    method = METHODS[Configuration.parse(label).method]
+    return method.uses_k and method.needs_pretrained_codec(method_settings(config))
+
+
 def codec_input(wildcards):
     """The pre-trained codec (eq. 7) a training job needs, if its method uses one."""
-    configuration = Configuration.parse(wildcards.configuration)
-    method = METHODS[configuration.method]
-    if method.uses_k and method.needs_pretrained_codec(method_settings(config)):
-        return f"{RESULTS}/codecs/{wildcards.dataset}/k{configuration.k}.npz"
+    if needs_pretrained_codec(wildcards.configuration):
+        return f"{RESULTS}/codecs/{wildcards.dataset}/k{Configuration.parse(wildcards.configuration).k}.npz"
     return []
 
 

@@ -12,10 +12,11 @@ from targetcodec.train.settings import TrainingJob
 
 with job_log(snakemake.log[0]) as log, claimed_gpus(snakemake.resources.get("gpu", 0), log=log):
     set_threads(snakemake.threads)
+    data = SplitData.load(snakemake.input.data)
     codec = snakemake.output.codec[0] if snakemake.output.codec else None
     if codec:
         pretrain_codec_files(
-            SplitData.load(snakemake.input.data).y_train,
+            data.y_train,
             snakemake.params.k,
             snakemake.params.codec,
             snakemake.params.codec_seed,
@@ -41,4 +42,5 @@ with job_log(snakemake.log[0]) as log, claimed_gpus(snakemake.resources.get("gpu
         checkpoints=snakemake.params.checkpoints,
         workflow_dir=snakemake.params.runtime.workflow_dir,
         log=log,
+        data=data,
     )
