@@ -1,6 +1,7 @@
 """The pipeline end to end: Snakemake on the tiny preset in a temporary folder."""
 
 import json
+import re
 import subprocess
 
 import pandas as pd
@@ -275,3 +276,24 @@ def test_the_tiny_metrics_are_the_recorded_ones(tiny_run):
     assert got[KEYS].astype(str).equals(want[KEYS].astype(str))
     for column in want.columns.drop(KEYS):
         assert got[column].to_numpy() == pytest.approx(want[column].to_numpy(), rel=1e-4, abs=1e-6), column
+
+
+def test_jobs_start_in_priority_order_data_first_longest_training_next_reports_last(tmp_path):
+    """Where ready jobs outnumber the cores: the data first, then the training jobs with the most
+    configurations, the figures made from nothing with the training, the reports last (rule priorities)."""
+    workdir = copy_workflow(tmp_path / "order", git=False)
+    out = snakemake(workdir, "-n", "--cores", "2", "--configfile", "presets/tiny.yaml").stdout
+    priorities = {}
+    for block in re.split(r"^(?:local)?rule ", out, flags=re.MULTILINE)[1:]:  # a job: "rule <name>:", its lines
+        name, lines = block.split(":", 1)[0], block.splitlines()[1:]
+        lines = lines[: next((i for i, line in enumerate(lines) if not line.startswith("    ")), len(lines))]
+        values = [int(line.split(":")[1]) for line in lines if line.strip().startswith("priority:")]
+        priorities.setdefault(name, set()).add(values[0] if values else 0)
+    assert priorities["prepare"] == {100}
+    # k = 3 and 5: five configurations each; no k: least squares and Huber; k = 7: the k sweep's soft binning
+    assert priorities["sweep_and_train_k5"] == priorities["sweep_and_train_k3"] == {5}
+    assert priorities["sweep_and_train_no_k"] == {2}
+    assert priorities["sweep_and_train_k7"] == {1}
+    assert priorities["sweep"] == {1}  # the lambda_KL sweeps
+    assert all(priorities[f] == {1} for f in ENCODER_FIGURES)
+    assert priorities["table3_mae"] == priorities["figure3_mae_normalised"] == priorities["aggregate"] == {0}

@@ -11,6 +11,7 @@ rule pretrain_codec:
         f"{RESULTS}/logs/pretrain_codec/{{dataset}}/k{{k}}.log",
     benchmark:
         f"{RESULTS}/benchmarks/pretrain_codec/{{dataset}}/k{{k}}.tsv"
+    priority: PRIORITY["codec"]
     conda:
         "../../envs/train.yaml"
     threads: config["threads"]

@@ -48,6 +48,11 @@ LAMBDA_SWEEPS = [p for p in ("lambda_kl", "lambda_auto") if SWEEPS[p]["enabled"]
 # Resources of the training rules (train*, sweep*), the only ones that ask for a GPU, so profiles
 # need no list of rule names; a new training rule takes them as its resources (**TRAINING_RESOURCES).
 TRAINING_RESOURCES = dict(config["training_resources"])
+# The order in which ready jobs start when they outnumber the cores (no result depends on it): what
+# other jobs wait for first (data, codecs), then the training jobs, the ones that train the most
+# configurations first (a job of one k: its number of configurations), so that the longest do not
+# start last; the figures made from nothing (2, 8, 9) with the training jobs, not left for the end.
+PRIORITY = {"data": 100, "codec": 50, "training": 1, "report": 0}
 
 
 wildcard_constraints:

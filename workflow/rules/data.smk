@@ -32,6 +32,7 @@ rule download_dataset:
         f"{RESULTS}/benchmarks/download/{{dataset}}.{{ext}}.tsv"
     wildcard_constraints:
         ext="csv|parquet|npz",
+    priority: PRIORITY["data"]
     conda:
         "../../envs/workflow.yaml"
     params:
@@ -72,6 +73,7 @@ rule prepare:
         f"{RESULTS}/logs/prepare/{{dataset}}.log",
     benchmark:
         f"{RESULTS}/benchmarks/prepare/{{dataset}}.tsv"
+    priority: PRIORITY["data"]
     conda:
         "../../envs/workflow.yaml"
     params:

@@ -59,6 +59,7 @@ for output_entry in REPORT_OUTPUTS:
             f"{RESULTS}/logs/{output_entry.kind}s/{output_entry.name}.log",
         benchmark:
             f"{RESULTS}/benchmarks/{output_entry.kind}s/{output_entry.name}.tsv"
+        priority: PRIORITY["report" if output_entry.source else "training"]
         conda:
             "../../envs/workflow.yaml"
         params:

@@ -15,6 +15,7 @@ rule sweep:
         f"{RESULTS}/logs/sweep/{{param}}/{{dataset}}/{{configuration}}.log",
     benchmark:
         f"{RESULTS}/benchmarks/sweep/{{param}}/{{dataset}}/{{configuration}}.tsv"
+    priority: PRIORITY["training"]
     conda:
         "../../envs/train.yaml"
     threads: config["threads"]

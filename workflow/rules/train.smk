@@ -22,6 +22,7 @@ for pack in PACKS:
             f"{RESULTS}/logs/train/{{dataset}}/{{configuration}}/{pack_name(pack)}.log",
         benchmark:
             f"{RESULTS}/benchmarks/train/{{dataset}}/{{configuration}}/{pack_name(pack)}.tsv"
+        priority: PRIORITY["training"]
         conda:
             "../../envs/train.yaml"
         threads: config["threads"]
@@ -52,6 +53,7 @@ if ONE_JOB_METHODS and not JOB_GROUPS:
             f"{RESULTS}/benchmarks/sweep_and_train/{{dataset}}/{{configuration}}.tsv"
         wildcard_constraints:
             configuration=f"({'|'.join(ONE_JOB_METHODS)})(-k[0-9]+)?",
+        priority: PRIORITY["training"]
         conda:
             "../../envs/train.yaml"
         threads: config["threads"]
@@ -88,6 +90,7 @@ for group, labels in JOB_GROUPS.items():
             f"{RESULTS}/logs/sweep_and_train/{{dataset}}/{group}.log",
         benchmark:
             f"{RESULTS}/benchmarks/sweep_and_train/{{dataset}}/{group}.tsv"
+        priority: PRIORITY["training"] * len(labels)
         conda:
             "../../envs/train.yaml"
         threads: config["threads"]
