@@ -33,5 +33,5 @@ def test_dry_run_plans_the_papers_grid(tmp_path):
     # 15, 25) in jobs of their own
     for group in ("no_k", "k5", "k15", "k25"):
         assert re.search(rf"^sweep_and_train_{group}\s+8$", proc.stdout, re.MULTILINE), group
-    assert re.search(r"^sweep\s+24$", proc.stdout, re.MULTILINE)
+    assert re.search(r"^sweep_lambda_kl\s+24$", proc.stdout, re.MULTILINE)
     assert not re.search(r"^train\s", proc.stdout, re.MULTILINE)

@@ -33,11 +33,17 @@ def planned_resources(workdir, *args, env=None) -> dict[str, list[dict[str, str]
 @pytest.mark.parametrize(
     "packs, rules",
     [
-        ("pack_size=1", {"train_seed0", "train_seed1", "sweep"}),
-        ("sweeps={lr: {job_per: configuration}}", {"sweep_and_train", "sweep"}),
+        ("pack_size=1", {"train_seed0", "train_seed1", "sweep_lr", "sweep_lambda_kl"}),
+        ("sweeps={lr: {job_per: configuration}}", {"sweep_and_train", "sweep_lambda_kl"}),
         (
             "pack_size=null",
-            {"sweep_and_train_no_k", "sweep_and_train_k3", "sweep_and_train_k5", "sweep_and_train_k7", "sweep"},
+            {
+                "sweep_and_train_no_k",
+                "sweep_and_train_k3",
+                "sweep_and_train_k5",
+                "sweep_and_train_k7",
+                "sweep_lambda_kl",
+            },
         ),
     ],
 )

@@ -3,6 +3,7 @@
 import json
 import re
 import subprocess
+from concurrent.futures import ThreadPoolExecutor
 
 import pandas as pd
 import pytest
@@ -161,12 +162,38 @@ def test_changing_the_sweep_grid_reruns_sweeps_runs_and_reports_only(tiny_run):
     jobs = job_counts(proc.stdout + proc.stderr)
     for group in GROUPS:  # every learning-rate sweep with its reported runs
         assert jobs[f"sweep_and_train_{group}"] == 2, group
-    assert jobs["sweep"] == 2 * 2  # and the lambda sweeps that use its choice
+    assert jobs["sweep_lambda_kl"] == 2 * 2  # and the lambda sweeps that use its choice
     assert "train" not in jobs
     for rule in ["aggregate", "aggregate_sweeps"] + TABLES + [f for f in FIGURES if f not in ENCODER_FIGURES]:
         assert jobs[rule] == 1, rule
     for rule in ["prepare", "pretrain_codec"] + ENCODER_FIGURES:  # (the codecs: in sweep_and_train_k3, _k5)
         assert rule not in jobs, rule
+
+
+def test_remote_jobs_plan_only_themselves(tiny_run):
+    """On a cluster every job runs as a Snakemake of its own, allowed only its rule and forced
+    (`--mode remote`, as the executor plugins start it). On a finished run, each rule's job plans
+    itself and nothing else: a rule that could also make one of its inputs (a sweep of the learning
+    rate a sweep_and_train job selected) would train that again, racing with the jobs that read it."""
+    workdir, _ = tiny_run
+    plan = snakemake(workdir, "-n", "--forceall", "--cores", "2", "--configfile", "presets/tiny.yaml").stdout
+    targets = {}  # rule: its first job's "rule:wildcard=value,..." (local rules and all run in Snakemake itself)
+    for name, block in re.findall(r"^rule (\w+):\n((?:    .*\n)*)", plan, flags=re.MULTILINE):
+        wildcards = re.search(r"^    wildcards: (.*)$", block, re.MULTILINE)
+        targets.setdefault(name, f"{name}:{wildcards[1].replace(', ', ',') if wildcards else ''}")
+    targets.pop("all")
+    assert {"prepare", "sweep_and_train_k3", "sweep_lambda_kl", "aggregate"} <= set(targets), targets
+
+    def remote_plan(rule):
+        return snakemake(
+            workdir, "-n", "--configfile", "presets/tiny.yaml", "--target-jobs", targets[rule], "--allowed-rules",
+            rule, "--force", "--cores", "2", "--nolock", "--ignore-incomplete", "--max-inventory-time", "0",
+            "--mode", "remote",
+        )  # fmt: skip
+
+    with ThreadPoolExecutor(2) as pool:  # dry runs, read-only: two at a time
+        for rule, proc in zip(targets, pool.map(remote_plan, targets)):
+            assert job_counts(proc.stdout + proc.stderr) == {rule: 1}, (targets[rule], proc.stdout[-3000:])
 
 
 def test_one_job_per_seed_gives_the_same_runs(tiny_run, tmp_path):
@@ -185,7 +212,7 @@ def test_one_job_per_seed_gives_the_same_runs(tiny_run, tmp_path):
 @pytest.mark.parametrize(
     "setting, jobs",
     [
-        ("sweeps={lr: {one_job: false}}", {"prepare": 1, "sweep": 1, "train": 1}),
+        ("sweeps={lr: {one_job: false}}", {"prepare": 1, "sweep_lr": 1, "train": 1}),
         ("sweeps={lr: {job_per: configuration}}", {"prepare": 1, "sweep_and_train": 1}),
     ],
 )
@@ -233,7 +260,7 @@ def test_adding_a_dataset_runs_only_its_jobs(tiny_run):
     per_dataset = {
         "prepare": 1,
         **{f"sweep_and_train_{group}": 1 for group in GROUPS},  # with the codecs at k = 3, 5
-        "sweep": 2,
+        "sweep_lambda_kl": 2,
     }  # 13 configurations in 4 jobs, 2 lambda sweeps
     reports = ["aggregate", "aggregate_sweeps", "all"] + TABLES + [f for f in FIGURES if f not in ENCODER_FIGURES]
     assert counts == {
@@ -294,6 +321,6 @@ def test_jobs_start_in_priority_order_data_first_longest_training_next_reports_l
     assert priorities["sweep_and_train_k5"] == priorities["sweep_and_train_k3"] == {5}
     assert priorities["sweep_and_train_no_k"] == {2}
     assert priorities["sweep_and_train_k7"] == {1}
-    assert priorities["sweep"] == {1}  # the lambda_KL sweeps
+    assert priorities["sweep_lambda_kl"] == {1}  # the lambda_KL sweeps
     assert all(priorities[f] == {1} for f in ENCODER_FIGURES)
     assert priorities["table3_mae"] == priorities["figure3_mae_normalised"] == priorities["aggregate"] == {0}

@@ -70,8 +70,9 @@ def failed_run_lines(frame: pd.DataFrame) -> list[str]:
 
 
 def load_sweeps(paths) -> pd.DataFrame:
-    """Every sweep table (rule sweep) as one frame, with NaN metrics for failed runs as in
-    ``load_runs`` (the sweep's own table keeps what they measured); a damaged one names its file."""
+    """Every sweep table (rules sweep_lr, sweep_lambda_kl, sweep_lambda_auto, sweep_and_train...) as one
+    frame, with NaN metrics for failed runs as in ``load_runs`` (the sweep's own table keeps what they
+    measured); a damaged one names its file."""
     frame = pd.concat([read_parquet(path) for path in paths], ignore_index=True)
     if "failed" in frame.columns:
         metrics = [c for c in frame.columns if c.startswith(("val_", "test_"))]

@@ -1,5 +1,6 @@
 # Helpers shared by every rule: config validation, the dataset and configuration lists, and paths.
 
+import re
 from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
@@ -138,15 +139,18 @@ def group_codec_outputs(labels, extension):
     return [f"{RESULTS}/codecs/{{dataset}}/k{needed[0].k}.{extension}"] if needed else []
 
 
-def sweep_selected_inputs(wildcards):
-    """A lambda sweep runs at the selected learning rate."""
-    if wildcards.param != "lr" and SWEEPS["lr"]["enabled"]:
-        return [selected_file("lr", wildcards.dataset, wildcards.configuration)]
-    return []
-
-
 def lambda_sweep_labels():
     return [c.label for c in CONFIGURATIONS if c.method == "end_to_end"]
+
+
+def swept_labels(param):
+    """The configurations a parameter's sweep job trains: the learning rate for those whose reported
+    runs are trained in a job of their own (not sweep_and_train), the lambdas for end to end."""
+    if param != "lr":
+        return lambda_sweep_labels() if param in LAMBDA_SWEEPS else []
+    if not SWEEPS["lr"]["enabled"]:
+        return []
+    return [c.label for c in CONFIGURATIONS + K_SWEEP_CONFIGURATIONS if c not in ONE_JOB_CONFIGURATIONS]
 
 
 def all_sweep_files():

@@ -70,7 +70,6 @@ if ONE_JOB_METHODS and not JOB_GROUPS:
             "../scripts/sweep_and_train.py"
 
     ruleorder: sweep_and_train > train
-    ruleorder: sweep_and_train > sweep
 
 
 for group, labels in JOB_GROUPS.items():
@@ -109,5 +108,5 @@ for group, labels in JOB_GROUPS.items():
         script:
             "../scripts/sweep_and_train_group.py"
 
-    for other in ("train", "sweep", "pretrain_codec"):
+    for other in ("train", "pretrain_codec"):
         workflow.ruleorder(f"sweep_and_train_{group}", other)

@@ -1,4 +1,5 @@
-"""Rule sweep: train sweep seeds x grid values of one hyper-parameter as one pack and select the best."""
+"""Rules sweep_lr, sweep_lambda_kl, sweep_lambda_auto: train sweep seeds x grid values of one hyper-parameter as one
+pack and select the best."""
 
 from targetcodec.joblog import job_log, set_threads
 from targetcodec.train.devices import claimed_gpus
@@ -10,7 +11,7 @@ with job_log(snakemake.log[0]) as log, claimed_gpus(snakemake.resources.get("gpu
     set_threads(snakemake.threads)
     sweep_configuration(
         TrainingJob.from_params(snakemake.params.job, snakemake.params.runtime),
-        param=snakemake.wildcards.param,
+        param=snakemake.params.param,
         grid=snakemake.params.grid,
         seeds=sweep_seeds(snakemake.params.seeds),
         data_path=snakemake.input.data,
