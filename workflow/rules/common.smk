@@ -59,7 +59,6 @@ PRIORITY = {"data": 100, "codec": 50, "training": 1, "report": 0}
 wildcard_constraints:
     dataset="[A-Za-z0-9_]+",
     configuration="[a-z_]+(-k[0-9]+)?",
-    param="lr|lambda_kl|lambda_auto",
     seed="[0-9]+",
     k="[0-9]+",
 

@@ -1,5 +1,5 @@
-"""Rules sweep_lr, sweep_lambda_kl, sweep_lambda_auto: train sweep seeds x grid values of one hyper-parameter as one
-pack and select the best."""
+"""Rules sweep_lr, sweep_lambda_kl, sweep_lambda_auto: train sweep seeds x grid values of one
+hyper-parameter as one pack and select the best."""
 
 from targetcodec.joblog import job_log, set_threads
 from targetcodec.train.devices import claimed_gpus
