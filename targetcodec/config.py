@@ -83,6 +83,11 @@ def check_config(config: dict) -> None:
                 )
             if where == "sweeps.k.methods" and not METHODS[name].uses_k:
                 raise ValueError(f"config key '{where}[{i}]': {name!r} has no k to sweep")
+    for name in config["codec"].get("grid_by_method", {}):
+        if name not in METHODS or not METHODS[name].uses_k:
+            raise ValueError(
+                f"config key 'codec.grid_by_method.{name}': not a method with k classes{nearest(name, METHODS)}"
+            )
     if config["significance"]["reference"] not in config["methods"]:
         raise ValueError(
             f"config key 'significance.reference': {config['significance']['reference']!r} is not in 'methods'"

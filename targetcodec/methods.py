@@ -129,7 +129,16 @@ def _end_to_end(out, y, psi, codec_params, hp, settings):
 
     p = codec_params
     return objectives.end_to_end_loss(
-        y, out, p["w_lin"], p["w_bias"], p["mu"], hp["lambda_auto"], hp["lambda_kl"], hp["lambda_pred"], settings.alpha
+        y,
+        out,
+        p["w_lin"],
+        p["w_bias"],
+        p["mu"],
+        hp["lambda_auto"],
+        hp["lambda_kl"],
+        hp["lambda_pred"],
+        settings.alpha,
+        settings.kl_reduction,
     )
 
 

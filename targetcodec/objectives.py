@@ -50,17 +50,26 @@ def end_to_end_loss(
     lambda_kl: torch.Tensor | float,
     lambda_pred: torch.Tensor | float,
     alpha: float,
+    kl_reduction: str = "sum",
 ) -> torch.Tensor:
     """Eq. (8), the end-to-end objective, per sample:
 
     lambda_auto [L(y - mu^T psi_w(y)) + alpha H(psi_w(y))] + lambda_KL KL(psi_w(y) || pi_theta(x))
     + lambda_pred L(y - mu^T pi_theta(x)), minimised over the codec (w, mu) and the network theta.
     The entropy term penalises entropy, as eq. (7) intends (see its sign note in codec.py).
+
+    ``kl_reduction`` reads the KL term as eq. (2) writes it ("sum" over the k classes) or as
+    PyTorch's ``F.kl_div(..., reduction="mean")`` computes it ("mean": divided by k), which turns the
+    same lambda_KL into a weight lambda_KL / k (config key end_to_end.kl_reduction).
     """
     log_pi = torch.log_softmax(logits, dim=-1)
     log_psi = torch.log_softmax(softmax_encoder_logits(y, w_lin, w_bias), dim=-1)
     psi = log_psi.exp()
     auto = square_loss(y, decode(psi, mu)) + alpha * entropy_from_log(log_psi)  # eq. (7)
     kl = kl_divergence(psi, log_pi, log_psi)
+    if kl_reduction == "mean":
+        kl = kl / logits.shape[-1]
+    elif kl_reduction != "sum":
+        raise ValueError(f"kl_reduction must be 'sum' or 'mean', got {kl_reduction!r}")
     pred = square_loss(y, decode(log_pi.exp(), mu))
     return lambda_auto * auto + lambda_kl * kl + lambda_pred * pred

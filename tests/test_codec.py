@@ -232,3 +232,27 @@ def test_end_to_end_loss_combines_its_terms():
     torch.testing.assert_close(
         O.end_to_end_loss(y, logits, w, b, mu, 0.0, 0.0, 1.0, alpha=1e-3), O.softmax_least_squares_loss(y, logits, mu)
     )
+
+
+def test_end_to_end_kl_mean_divides_only_the_kl_term_by_k():
+    """kl_reduction="mean" (F.kl_div's default reduction over k classes) scales the KL part of eq. (8)
+    by 1/k and leaves the auto-encoding and prediction terms as they are."""
+    gen = torch.Generator().manual_seed(7)
+    k = 5
+    y = torch.rand(8, 1, generator=gen, dtype=torch.float64)
+    logits = torch.randn(8, k, generator=gen, dtype=torch.float64)
+    codec = C.initial_codec(y.numpy(), k)
+    w, b, mu = codec.w_lin, codec.w_bias, codec.mu
+    # by hand: KL(psi || pi) = sum_i psi_i (log psi_i - log pi_i), with psi = softmax(y w + b)
+    psi = torch.softmax(y @ w + b, -1)
+    kl_by_hand = (psi * (psi.log() - torch.log_softmax(logits, -1))).sum(-1)
+    others = O.end_to_end_loss(y, logits, w, b, mu, 0.3, 0.0, 1.0, alpha=1e-3)
+    total_sum = O.end_to_end_loss(y, logits, w, b, mu, 0.3, 0.068, 1.0, alpha=1e-3, kl_reduction="sum")
+    total_mean = O.end_to_end_loss(y, logits, w, b, mu, 0.3, 0.068, 1.0, alpha=1e-3, kl_reduction="mean")
+    torch.testing.assert_close(total_sum, others + 0.068 * kl_by_hand)
+    torch.testing.assert_close(total_mean, others + 0.068 * kl_by_hand / k)
+    # and it is what torch's default reduction of F.kl_div computes, per sample
+    per_sample = torch.nn.functional.kl_div(torch.log_softmax(logits, -1), psi, reduction="none").mean(-1)
+    torch.testing.assert_close(total_mean - others, 0.068 * per_sample)
+    with pytest.raises(ValueError, match="kl_reduction"):
+        O.end_to_end_loss(y, logits, w, b, mu, 0.3, 0.068, 1.0, alpha=1e-3, kl_reduction="batchmean")

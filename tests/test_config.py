@@ -1,6 +1,7 @@
 """Bad configuration stops the workflow before any job, with a message that names the key."""
 
 import pytest
+import yaml
 
 from workflow_helpers import copy_workflow, snakemake
 
@@ -73,3 +74,20 @@ def test_the_training_jobs_of_a_dataset_are_one_per_k():
     }
     paper = configurations([*methods, "softmax_least_squares", "trained_codec"], [5, 15, 25])
     assert len(paper) == 17 and len(job_groups(paper)) == 4
+
+
+def test_grid_by_method_places_one_method_on_its_own_grid():
+    """codec.grid_by_method moves only the named method's classes (and reruns only its jobs); the
+    end-to-end option kl_reduction reaches the method settings of end to end's jobs only."""
+    from targetcodec.train.settings import TrainingJob, job_params
+
+    config = yaml.safe_load(open("config.yaml"))
+    config["codec"]["grid_by_method"] = {"hard_binning": "midpoints"}
+    config["end_to_end"]["kl_reduction"] = "mean"
+    hard = TrainingJob.from_params(job_params(config, "cpu_act", "hard_binning-k5"))
+    soft = TrainingJob.from_params(job_params(config, "cpu_act", "soft_binning-k5"))
+    e2e = TrainingJob.from_params(job_params(config, "cpu_act", "end_to_end-k5"))
+    assert (hard.settings.grid, soft.settings.grid, e2e.settings.grid) == ("midpoints", "endpoints", "endpoints")
+    assert (hard.settings.kl_reduction, e2e.settings.kl_reduction) == ("sum", "mean")
+    config["codec"]["grid_by_method"] = {}
+    assert job_params(config, "cpu_act", "soft_binning-k5") == soft.job

@@ -123,6 +123,18 @@ BAD = [
     ("significance: {reference: hubber}", "significance.reference", "did you mean 'huber'?"),
     ("training: {schedule: cosin}", "training.schedule", "did you mean 'cosine'?"),
     ("end_to_end: {codec_init: pretrain}", "end_to_end.codec_init", "did you mean 'pretrained'?"),
+    ("end_to_end: {kl_reduction: avg}", "end_to_end.kl_reduction", "'sum'"),
+    (
+        "codec: {grid_by_method: {hard_binning: midpoint}}",
+        "codec.grid_by_method.hard_binning",
+        "did you mean 'midpoints'?",
+    ),
+    (
+        "codec: {grid_by_method: {hard_bining: midpoints}}",
+        "codec.grid_by_method.hard_bining",
+        "did you mean 'hard_binning'?",
+    ),
+    ("codec: {grid_by_method: {least_squares: midpoints}}", "codec.grid_by_method.least_squares", "with k classes"),
     ("k_values: [1, 5]", "k_values[0]", "less than the minimum of 2"),
     ("split: {train: 0.7, val: 0.1, test: 0.1}", "split", "must be 1"),
     ("run_datasets: [no_such_dataset]", "run_datasets", "no_such_dataset"),

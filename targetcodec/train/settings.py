@@ -101,6 +101,7 @@ METHOD_SETTING_KEYS = {
     "soft_binning_lambda_sigma": "codec.soft_binning_lambda_sigma",
     "alpha": "codec.alpha",
     "end_to_end_codec_init": "end_to_end.codec_init",
+    "kl_reduction": "end_to_end.kl_reduction",
     "grid": "codec.grid",
     "hard_bins": "codec.hard_bins",
     "softmax_decoder_init": "codec.softmax_decoder_init",
@@ -110,6 +111,12 @@ METHOD_SETTING_KEYS = {
 def method_settings(config: dict) -> MethodSettings:
     """Every method constant from a full config (the workflow's planning, the tables' labels)."""
     return MethodSettings(**{field: config_value(config, key) for field, key in METHOD_SETTING_KEYS.items()})
+
+
+def grid_placement(config: dict, method: str) -> str:
+    """Where the k classes of a method sit for m = 1 targets: codec.grid, unless codec.grid_by_method
+    names the method (e.g. hard binning on bin midpoints, section 2.2, and the codecs on endpoints)."""
+    return config["codec"].get("grid_by_method", {}).get(method, config["codec"]["grid"])
 
 
 def job_params(config: dict, dataset: str, label: str) -> dict:
@@ -138,7 +145,7 @@ def job_params(config: dict, dataset: str, label: str) -> dict:
         job["method_modules"] = list(config["method_modules"])  # where methods of one's own are registered
     if method.uses_k:
         job["codec_seed"] = config["split"]["seed"]  # k-means++ initialisation for m > 1 (section 3.3)
-        job["method"]["codec.grid"] = config["codec"]["grid"]  # where the k classes sit (section 3.3)
+        job["method"]["codec.grid"] = grid_placement(config, configuration.method)  # where the k classes sit
     if method.needs_pretrained_codec(method_settings(config)):
         job["codec"] = config["codec"]  # through the pre-trained codec (eq. 7)
     return job
