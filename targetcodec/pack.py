@@ -410,7 +410,7 @@ class _Pack:
         offset = torch.as_tensor(data.y_min, dtype=dtype, device=device)
         metrics = {}
         for split, X, y in (("val", self.X_val, self.y_val), ("test", data.X_test, data.y_test)):
-            y = torch.as_tensor(np.asarray(y), dtype=dtype, device=device)
+            y = torch.as_tensor(y, dtype=dtype, device=device)  # validation targets already sit on the device
             z = predictor.predict(X)
             metrics.update(regression_metrics(y, z, f"{split}_"))
             metrics.update(regression_metrics(y * scale + offset, z * scale + offset, f"{split}_original_"))
