@@ -122,7 +122,7 @@ def test_a_malformed_paper_file_is_named(tmp_path):
     with pytest.raises(ValueError, match=f"{bad}: no column pm"):
         load_paper_numbers(bad)
     bad.write_text("table,metric,code,method,k,mean,pm\n3,mae,CA,huber,,0.O59,1e-4\n")
-    with pytest.raises(ValueError, match=f"{bad}: column 'mean' holds '0.O59', not a number"):
+    with pytest.raises(ValueError, match=f"{bad}: column 'mean' holds '0.O59', not a number \\(mae of huber on CA\\)"):
         load_paper_numbers(bad)
 
 

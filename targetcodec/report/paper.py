@@ -24,7 +24,6 @@ import numpy as np
 import pandas as pd
 
 from ..io import atomic_write_text
-from ..methods import METHODS
 from ..train.settings import Configuration
 from .significance import marker, paired_test, paired_tests
 
@@ -75,8 +74,10 @@ def load_paper_numbers(path=PAPER_NUMBERS) -> pd.DataFrame:
         values = pd.to_numeric(frame[column], errors="coerce")
         bad = frame[values.isna() & frame[column].notna()]
         if len(bad):
+            r = bad.iloc[0]
             raise ValueError(
-                f"{path}: column {column!r} holds {bad[column].iloc[0]!r}, not a number (line of {bad.iloc[0].to_dict()})"
+                f"{path}: column {column!r} holds {r[column]!r}, not a number ({r['metric']} of {r['method']} "
+                f"on {r['code']})"
             )
         frame[column] = values
     unknown = sorted(set(frame["metric"]) - set(METRICS) - {"lambda_kl"})
@@ -100,13 +101,6 @@ def _combined_sigma(paper_pm: float, ours_two_sigma: float) -> float:
     return math.sqrt((paper_pm / 2) ** 2 + (ours_two_sigma / 2) ** 2 + ROUNDING_SIGMA**2)
 
 
-def _ordered(configurations: list[str]) -> list[str]:
-    """Tables 3-5's order: methods as in METHODS, then k ascending."""
-    rank = {name: i for i, name in enumerate(METHODS)}
-    parsed = {c: Configuration.parse(c) for c in configurations}
-    return sorted(parsed, key=lambda c: (rank[parsed[c].method], parsed[c].k or 0))
-
-
 def compare(
     metrics: pd.DataFrame,
     paper: pd.DataFrame,
@@ -122,7 +116,7 @@ def compare(
     paper does not report give no rows. ``metrics``: metrics.parquet; ``configurations``: the rows of
     Tables 3-5; ``linear``: the linear-regression reference (linear_regression.py), a row per dataset,
     or None."""
-    from .tables import summarise
+    from .tables import configuration_order, summarise
 
     labels = labels or {}
     shown = paper_datasets(codes, datasets, paper)
@@ -134,11 +128,10 @@ def compare(
     tests = {m: paired_tests(frame, m, reference) for m in METRICS}
     rows = []
     for dataset in shown:
-        present = set(frame.loc[frame["dataset"] == dataset, "configuration"])
         if linear is not None and dataset in set(linear["dataset"]):
             for metric in METRICS:
                 rows.append(_with_paper(_linear_row(dataset, metric, linear, frame, reference, alpha, codes), cell))
-        for configuration in _ordered([c for c in configurations if c in present]):
+        for configuration in configuration_order(frame[frame["dataset"] == dataset]):
             for metric in METRICS:
                 s = summary[metric].loc[(configuration, dataset)]
                 test = tests[metric].get((configuration, dataset))
