@@ -32,4 +32,4 @@ include: "workflow/rules/osv5m.smk"
 rule all:
     default_target: True
     input:
-        all_outputs() + osv5m_outputs(),
+        all_outputs() + PAPER_COMPARISON_OUTPUTS + osv5m_outputs(),

@@ -100,6 +100,23 @@ def read_parquet(path, remedy: str = DELETE_AND_RUN_AGAIN):
         raise damaged(path, e, remedy) from e
 
 
+def read_csv(path, columns=(), remedy: str = DELETE_AND_RUN_AGAIN):
+    """A CSV table the workflow wrote; a truncated or garbled one, or one without ``columns``, raises
+    DamagedFile naming it."""
+    import pandas as pd
+
+    try:
+        frame = pd.read_csv(path)
+    except FileNotFoundError:
+        raise
+    except Exception as e:  # pandas' ParserError and EmptyDataError, UnicodeDecodeError, OSError
+        raise damaged(path, e, remedy) from e
+    missing = [c for c in columns if c not in frame.columns]
+    if missing:
+        raise damaged(path, ValueError(f"no column {', '.join(missing)}"), remedy)
+    return frame
+
+
 def load_npz(path, names, remedy: str = DELETE_AND_RUN_AGAIN) -> dict[str, np.ndarray]:
     """The arrays ``names`` of an .npz file, read eagerly and never unpickled (an object array is
     refused); a truncated, garbled or incomplete file raises DamagedFile naming it."""

@@ -151,35 +151,3 @@ def test_aggregation_refuses_runs_not_trained_at_their_sweeps_choice(tmp_path):
         check_selected(runs, [selected])
     runs.loc[1, "lr"] = 3e-3
     check_selected(runs, [selected])  # every run at the choice: nothing to say
-
-
-def test_the_paper_comparison_of_docs_results_on_known_differences():
-    """docs/paper_comparison.py: a configuration 0.01 better than least squares on every one of 10
-    seeds beats it by 2 sigma and by Wilcoxon (p = 2/2^10); one that only ties does neither."""
-    import importlib.util
-    from pathlib import Path
-
-    path = Path(__file__).resolve().parents[1] / "docs" / "paper_comparison.py"
-    spec = importlib.util.spec_from_file_location("paper_comparison", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    rng = np.random.default_rng(0)
-    ls = 0.05 + 0.001 * rng.standard_normal(10)
-    frame = pd.DataFrame(
-        {
-            "code": "CA",
-            "configuration": ["least_squares"] * 10 + ["end_to_end-k25"] * 10 + ["huber"] * 10,
-            "seed": list(range(10)) * 3,
-            "test_mae": np.concatenate([ls, ls - 0.01, ls + 0.0001 * rng.standard_normal(10)]),
-        }
-    )
-    table = module.compare(frame, pd.read_csv(module.PAPER)).set_index("configuration")
-    assert table.loc["end_to_end-k25", "beats_2sigma"] and table.loc["end_to_end-k25", "p_value"] == pytest.approx(
-        2 / 2**10
-    )
-    assert table.loc["end_to_end-k25", "paper"] == 0.018 and table.loc["end_to_end-k25", "gain"] == pytest.approx(0.01)
-    text = module.markdown(table.reset_index())
-    e2e = ls - 0.01
-    assert f"| end_to_end-k25 | 0.018 / **{e2e.mean():.4f}** ± {e2e.std(ddof=1):.4f} (+) |" in text  # best, better
-    huber_row = next(line for line in text.splitlines() if line.startswith("| huber |"))
-    assert "(+)" not in huber_row and "(-)" not in huber_row  # a tie is neither

@@ -5,6 +5,7 @@ import re
 import subprocess
 from concurrent.futures import ThreadPoolExecutor
 
+import numpy as np
 import pandas as pd
 import pytest
 from pandas.testing import assert_frame_equal
@@ -78,6 +79,60 @@ def test_table6_has_a_lambda_per_dataset_and_k(tiny_run):
         assert selected["value"] == row.lambda_kl
 
 
+def test_a_run_without_a_dataset_of_the_paper_compares_nothing(tiny_run):
+    """The tiny run's datasets (DB, S2) are not in the paper: one line, no rows; the linear-regression
+    reference has a row per dataset all the same."""
+    _, results = tiny_run
+    md = (results / "tables" / "paper_comparison.md").read_text()
+    assert len(md.splitlines()) == 1 and "diabetes (DB), synthetic_2d (S2)" in md and "nothing to compare" in md
+    assert pd.read_csv(results / "tables" / "paper_comparison.csv").empty
+    linear = pd.read_csv(results / "reference" / "linear_regression.csv")
+    assert list(linear["code"]) == ["DB", "S2"] and linear["test_mae"].between(0, 1).all()
+
+
+def test_a_dataset_of_the_paper_is_compared_with_it(tmp_path):
+    """A local file declared as cpu_act (code CA) flows through the comparison: a row per configuration
+    and metric with the paper's numbers, the linear-regression reference fitted on its prepared split,
+    and Table 6 against the lambda_KL sweep."""
+    workdir = copy_workflow(tmp_path / "paper", git=False)
+    rng = np.random.default_rng(0)
+    X = rng.uniform(size=(300, 4))
+    y = X @ [1.0, -2.0, 0.5, 0.0] + np.sin(6 * X[:, 0]) + 0.1 * rng.standard_normal(300)
+    pd.DataFrame(X, columns=list("abcd")).assign(y=y).to_csv(workdir / "cpu.csv", index=False)
+    (workdir / "paper.yaml").write_text(
+        "run_datasets: [cpu]\n"
+        "datasets:\n  cpu: {code: CA, source: file, path: cpu.csv, target: y}\n"
+        "methods: [least_squares, end_to_end]\nk_values: [5]\n"
+        "sweeps: {k: {enabled: false}, lambda_kl: {figure_dataset: cpu}}\n"
+    )
+    target = "results/tiny/tables/paper_comparison.csv"
+    snakemake(workdir, target, "--cores", "2", "--configfile", "presets/tiny.yaml", "paper.yaml")
+    results = workdir / "results" / "tiny"
+    rows = pd.read_csv(results / "tables" / "paper_comparison.csv", keep_default_na=False, na_values=[""])
+    assert set(rows["code"]) == {"CA"}
+    metrics = rows[rows["metric"] != "lambda_kl"].set_index(["configuration", "metric"])
+    assert sorted(metrics.index.get_level_values(0).unique()) == ["end_to_end-k5", "least_squares", "linear_regression"]
+    assert metrics.loc[("least_squares", "mae"), "paper_mean"] == 0.059
+    assert metrics.loc[("end_to_end-k5", "r2"), "paper_mean"] == 0.977
+    assert metrics.loc[("linear_regression", "rmse"), "paper_configuration"] == "least_squares"
+    ours = pd.read_parquet(results / "metrics.parquet").groupby("configuration")["test_mae"].mean()
+    assert metrics.loc[("end_to_end-k5", "mae"), "ours_mean"] == pytest.approx(ours["end_to_end-k5"])
+    lam = rows[rows["metric"] == "lambda_kl"].iloc[0]
+    table6 = pd.read_csv(results / "tables" / "table6_lambda_kl.csv").iloc[0]
+    assert (lam["configuration"], lam["paper_mean"], lam["ours_mean"]) == ("end_to_end-k5", 0.068, table6["lambda_kl"])
+    # the reference: ordinary least squares with an intercept on the prepared training split
+    data = np.load(results / "prepared" / "cpu.npz")
+    design = np.column_stack([data["X_train"], np.ones(len(data["X_train"]))])
+    coefficients = np.linalg.lstsq(design, data["y_train"], rcond=None)[0]
+    predicted = np.column_stack([data["X_test"], np.ones(len(data["X_test"]))]) @ coefficients
+    linear = pd.read_csv(results / "reference" / "linear_regression.csv").iloc[0]
+    assert linear["test_mae"] == pytest.approx(np.abs(data["y_test"] - predicted).mean(), rel=1e-6)
+    assert metrics.loc[("linear_regression", "mae"), "ours_mean"] == pytest.approx(linear["test_mae"])
+    md = (results / "tables" / "paper_comparison.md").read_text()
+    assert "## CA (cpu)" in md and "| Linear regression (reference) | 0.059 ± 8.28e-04 |" in md
+    assert "| k = 5 | 0.068 / " in md
+
+
 def test_metrics_parquet_has_a_row_per_run(tiny_run):
     _, results = tiny_run
     frame = pd.read_parquet(results / "metrics.parquet")
@@ -109,7 +164,7 @@ def test_report_contains_every_table_and_figure(tiny_run):
     workdir, _ = tiny_run
     snakemake(workdir, "--configfile", "presets/tiny.yaml", "--report", "report.html")
     html = (workdir / "report.html").read_text()
-    for name in FIGURES + ["table3_mae", "table4_rmse", "table5_r2", "table6_lambda_kl"]:
+    for name in FIGURES + TABLES + ["paper_comparison", "linear_regression"]:
         assert f'"{name}' in html or f"{name}." in html, name
     assert "Figure 4 (bottom): impact of" in html and "over 2 seeds" in html
     assert "This report reproduces the benchmark" in html  # workflow/report/workflow.rst, the introduction
@@ -262,7 +317,8 @@ def test_adding_a_dataset_runs_only_its_jobs(tiny_run):
         **{f"sweep_and_train_{group}": 1 for group in GROUPS},  # with the codecs at k = 3, 5
         "sweep_lambda_kl": 2,
     }  # 13 configurations in 4 jobs, 2 lambda sweeps
-    reports = ["aggregate", "aggregate_sweeps", "all"] + TABLES + [f for f in FIGURES if f not in ENCODER_FIGURES]
+    reports = ["aggregate", "aggregate_sweeps", "all", "linear_regression", "paper_comparison"] + TABLES
+    reports += [f for f in FIGURES if f not in ENCODER_FIGURES]
     assert counts == {
         "download_dataset": 1,
         **{rule: 2 * n for rule, n in per_dataset.items()},

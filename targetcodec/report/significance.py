@@ -37,13 +37,12 @@ def smallest_p_value(pairs: int) -> float:
     return 2.0 / 2**pairs
 
 
-def significance_markers(
-    frame: pd.DataFrame, metric: str, alpha: float, higher_is_better: bool, reference: str = "least_squares"
-) -> dict[tuple[str, str], str]:
-    """For each (configuration, dataset), " (+)" if significantly better than the reference method on
-    the same dataset and seeds (Wilcoxon, p < alpha), " (-)" if significantly worse, else ""."""
+def paired_tests(frame: pd.DataFrame, metric: str, reference: str = "least_squares") -> dict[tuple[str, str], dict]:
+    """For each (configuration, dataset) of another method than the reference: ``paired_test`` of its
+    per-seed test metric against the reference method's on the same dataset and seeds. A failed run
+    (NaN in metrics.parquet) pairs with nothing; a cell with fewer than 2 pairs is left out."""
     column = f"test_{metric}"
-    markers = {}
+    tests = {}
     ref = frame[frame["method"] == reference].set_index(["dataset", "seed"])[column]
     for (configuration, dataset), group in frame.groupby(["configuration", "dataset"]):
         if group["method"].iloc[0] == reference:
@@ -55,12 +54,25 @@ def significance_markers(
             if dataset in ref.index.get_level_values(0)
             else pd.DataFrame()
         )
-        paired = paired.dropna()  # a failed run (NaN in metrics.parquet) pairs with nothing
+        paired = paired.dropna()
         if len(paired) < 2:
             continue
-        test = paired_test(paired["value"].to_numpy(), paired["ref"].to_numpy())
-        if not test["p_value"] < alpha:
-            continue
-        better = test["mean_difference"] > 0 if higher_is_better else test["mean_difference"] < 0
-        markers[(configuration, dataset)] = " (+)" if better else " (-)"
-    return markers
+        tests[(configuration, dataset)] = paired_test(paired["value"].to_numpy(), paired["ref"].to_numpy())
+    return tests
+
+
+def marker(test: dict, alpha: float, higher_is_better: bool) -> str:
+    """ " (+)" for a test significantly better than the reference (p < alpha), " (-)" for worse, else ""."""
+    if not test["p_value"] < alpha:
+        return ""
+    better = test["mean_difference"] > 0 if higher_is_better else test["mean_difference"] < 0
+    return " (+)" if better else " (-)"
+
+
+def significance_markers(
+    frame: pd.DataFrame, metric: str, alpha: float, higher_is_better: bool, reference: str = "least_squares"
+) -> dict[tuple[str, str], str]:
+    """For each (configuration, dataset), " (+)" if significantly better than the reference method on
+    the same dataset and seeds (Wilcoxon, p < alpha), " (-)" if significantly worse, else ""."""
+    tests = paired_tests(frame, metric, reference).items()
+    return {key: mark for key, test in tests if (mark := marker(test, alpha, higher_is_better))}
