@@ -390,7 +390,10 @@ def run_commit(commit: str, args, out: Path) -> dict:
 def snakemake_installed() -> bool:
     import importlib.util
 
-    return importlib.util.find_spec("snakemake") is not None
+    try:
+        return importlib.util.find_spec("snakemake") is not None
+    except ImportError:  # a broken installation counts as none
+        return False
 
 
 def _merge(base: dict, over: dict) -> dict:
