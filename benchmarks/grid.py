@@ -495,11 +495,12 @@ def run_group_job(spec: dict) -> None:
     from targetcodec.codec import pretrain_codec_files
     from targetcodec.data import SplitData
     from targetcodec.joblog import job_log, set_threads
+    from targetcodec.locks import checkpoint_lock
     from targetcodec.train.jobs import sweep_and_train_group
     from targetcodec.train.selection import sweep_seeds
     from targetcodec.train.settings import Runtime, TrainingJob
 
-    with job_log(spec["log"]) as log:
+    with job_log(spec["log"]) as log, checkpoint_lock(spec["checkpoints"], log):
         set_threads(1)
         data = SplitData.load(spec["data"])
         if spec["codec"]:
