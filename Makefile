@@ -1,5 +1,6 @@
 # make demo: set up .venv and run the pipeline on the offline demo data (minutes on 2 CPU cores)
-# make test: set up .venv, run the linters (make lint), then the tests
+# make test: set up .venv, run the linters (make lint), then the tests (what CI runs)
+# make test-fast: the unit tests only, no Snakemake runs and no SLURM (the edit-test loop, about 2 minutes)
 # make device-benchmark: every GPU measurement the docs project (benchmarks/device.py), into DEVICE_OUT
 # make lock: resolve pyproject.toml's dependencies again into requirements.lock (and envs/*.yaml)
 #
@@ -29,7 +30,7 @@ LOCK_ARGS ?=
 
 DEVICE_OUT ?= benchmarks/results/device
 
-.PHONY: install lock lint demo test device-benchmark paper clean-demo
+.PHONY: install lock lint demo test test-fast device-benchmark paper clean-demo
 
 $(VENV)/.installed: pyproject.toml $(LOCK) Makefile
 	$(PYTHON) -m venv $(VENV)
@@ -62,6 +63,10 @@ demo: install
 
 test: lint
 	$(BIN)/python -m pytest
+
+# tests marked slow run Snakemake, slurm a cluster; one that runs Snakemake unmarked fails here
+test-fast: install
+	TARGETCODEC_TESTS_WITHOUT_SNAKEMAKE=1 $(BIN)/python -m pytest -q -m "not slow and not slurm"
 
 device-benchmark: install
 	$(BIN)/python benchmarks/device.py --out $(DEVICE_OUT)
