@@ -7,13 +7,14 @@ It measures, each part on its own (a failing part is recorded and the next one r
 
 1. pack speed (benchmarks/pack_speed.py): seed-samples/s of the naive one-run loop and of packs
    of 1, 10, 50 and 170 runs, diamonds-shaped data, least squares and end to end (k = 25);
-2. the OpenStreetView-5M head's step (benchmarks/osv5m_speed.py): a pack of 1 and of 5 seeds at
-   batch 32,768 in fp32 and bf16, and one seed under DistributedDataParallel over the GPUs there are;
-3. a slice of the paper's grid (benchmarks/grid.py, its small slice: ailerons and cpu_act, all 17
+2. a slice of the paper's grid (benchmarks/grid.py, its small slice: ailerons and cpu_act, all 17
    configurations), its training jobs sharing the device, with the GPU's utilisation (nvidia-smi,
-   else torch's NVML reading, else recorded as unavailable). Without Snakemake (a bare GPU
-   machine) the jobs run without it, one process each; datasets missing from the data cache are
-   synthetic tables of their shape.
+   else torch's NVML reading, else recorded as unavailable). The jobs run without Snakemake (a
+   bare GPU machine has none), one process each as Snakemake would start them; datasets missing
+   from the data cache are synthetic tables of their shape;
+3. the OpenStreetView-5M head's step (benchmarks/osv5m_speed.py): a pack of 1 and of 5 seeds at
+   batch 32,768 in fp32 and bf16;
+4. the same step for one seed under DistributedDataParallel, one process per GPU there is.
 
 Writes ``device.json`` (everything, with the machine and the command) and ``device.md`` (a
 summary) to ``--out``, after each part, so a run stopped half-way keeps what it measured. Scratch
@@ -107,7 +108,8 @@ SIZES = {
         },
     },
 }
-PARTS = ("pack", "osv5m", "grid")
+# in this order: DDP last, as the part most likely to fail or hang on a new machine (NCCL)
+PARTS = ("pack", "grid", "osv5m", "ddp")
 
 
 def machine(device: str) -> dict:
@@ -150,20 +152,35 @@ def measure_packs(device: str, s: dict) -> dict:
     }
 
 
-def measure_osv5m(device: str, s: dict) -> dict:
+def measure_osv5m(device: str, s: dict) -> list[dict]:
+    """The head's step for each pack size and precision; a pack the GPU has no memory for is
+    recorded as such and the others still measure."""
     if device == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = True  # the training job's default (osv5m.tf32)
-    shape = {"batch": s["batch"], "steps": s["steps"], "width": s["width"], "depth": s["depth"]}
-    packs = [
-        osv5m_speed.train_speed(device, runs, precision=precision, method="end_to_end", **shape)
-        for precision in s["precisions"]
-        for runs in s["runs"]
-    ]
-    if device == "cuda":
-        torch.cuda.empty_cache()  # the DDP processes want the memory the packs held
+    rows = []
+    for precision in s["precisions"]:
+        for runs in s["runs"]:
+            try:
+                rows.append(
+                    osv5m_speed.train_speed(device, runs, precision=precision, method="end_to_end", **_shape(s))
+                )
+            except torch.cuda.OutOfMemoryError as e:
+                rows.append(
+                    {"parallel": "pack", "runs": runs, "precision": precision, "batch": s["batch"], "error": str(e)}
+                )
+            if device == "cuda":
+                torch.cuda.empty_cache()  # the next pack, and the DDP processes, want the memory back
+    return rows
+
+
+def measure_ddp(device: str, s: dict) -> dict:
+    """One seed under DistributedDataParallel, one process per GPU (on CPUs: gloo processes)."""
     processes = s["ddp_processes"] or max(1, torch.cuda.device_count())
-    ddp = osv5m_speed.ddp_train_speed(device, processes, precision="fp32", method="end_to_end", **shape)
-    return {"packs": packs, "ddp": ddp}
+    return osv5m_speed.ddp_train_speed(device, processes, precision="fp32", method="end_to_end", **_shape(s))
+
+
+def _shape(s: dict) -> dict:
+    return {"batch": s["batch"], "steps": s["steps"], "width": s["width"], "depth": s["depth"]}
 
 
 def measure_grid(device: str, s: dict, work: Path) -> dict:
@@ -204,18 +221,21 @@ def markdown(record: dict) -> str:
     if "pack" in parts:
         lines += ["", "## Pack speed (benchmarks/pack_speed.py)", ""]
         lines += _part(parts["pack"], _pack_lines)
-    if "osv5m" in parts:
-        lines += ["", "## OpenStreetView-5M head step (benchmarks/osv5m_speed.py)", ""]
-        lines += _part(parts["osv5m"], _osv5m_lines)
     if "grid" in parts:
         lines += ["", "## Grid slice (benchmarks/grid.py)", ""]
         lines += _part(parts["grid"], _grid_lines)
+    if "osv5m" in parts:
+        lines += ["", "## OpenStreetView-5M head step, packs (benchmarks/osv5m_speed.py)", ""]
+        lines += _part(parts["osv5m"], _osv5m_lines)
+    if "ddp" in parts:
+        lines += ["", "## OpenStreetView-5M head step, DDP (benchmarks/osv5m_speed.py)", ""]
+        lines += _part(parts["ddp"], lambda r: _osv5m_lines([r]))
     return "\n".join(lines) + "\n"
 
 
 def _part(part: dict, describe) -> list[str]:
     if part.get("error"):
-        return [f"FAILED after {part['seconds']:.1f} s: {part['error']}"]
+        return [f"FAILED after {part['seconds']:.1f} s:", "", "```", part["error"], "```"]
     if part.get("skipped"):
         return [f"Skipped: {part['skipped']}"]
     return [*describe(part["result"]), "", f"({part['seconds']:.1f} s)"]
@@ -234,12 +254,17 @@ def _pack_lines(result: dict) -> list[str]:
     return lines[:-1]
 
 
-def _osv5m_lines(result: dict) -> list[str]:
+def _osv5m_lines(rows: list[dict]) -> list[str]:
     lines = [
         "| parallel | seeds | precision | batch | s/step | examples/s per seed | peak memory GiB | h per 100M examples (pack) |",
         "|---|---|---|---|---|---|---|---|",
     ]
-    for r in [*result["packs"], result["ddp"]]:
+    for r in rows:
+        if "error" in r:
+            lines.append(
+                f"| {r['parallel']} | {r['runs']} | {r['precision']} | {r['batch']:,} | {r['error'][:200]} | | | |"
+            )
+            continue
         lines.append(
             f"| {r['parallel']} | {r['runs']} | {r['precision']} | {r['batch']:,} | {r['seconds_per_step']:.4f} | "
             f"{r['examples_per_s_per_seed']:,.0f} | {r['peak_memory_gib']:.1f} | {r['hours_for_100M_examples_per_pack']:.2f} |"
@@ -283,6 +308,8 @@ def main(argv=None) -> None:
                     part["result"] = measure_packs(device, SIZES[size]["pack"])
                 elif name == "osv5m":
                     part["result"] = measure_osv5m(device, SIZES[size]["osv5m"])
+                elif name == "ddp":
+                    part["result"] = measure_ddp(device, SIZES[size]["osv5m"])
                 else:
                     part["result"] = measure_grid(device, SIZES[size]["grid"], work)
             except Exception as e:  # recorded: the other parts still measure

@@ -565,7 +565,8 @@ def run_without_snakemake(args, out: Path) -> dict:
                 [sys.executable, __file__, "--job", str(path)], env=env, stdout=output, stderr=subprocess.STDOUT
             )
         if done.returncode:
-            raise RuntimeError(f"job {spec['dataset']}/{spec['group']} failed; its log: {spec['log']}")
+            tail = path.with_suffix(".out").read_text()[-3000:]
+            raise RuntimeError(f"job {spec['dataset']}/{spec['group']} failed; the end of its output:\n{tail}")
         _write_benchmark(Path(spec["benchmark"]), time.perf_counter() - start)
 
     jobs = int(args.jobs or os.cpu_count() or 1)

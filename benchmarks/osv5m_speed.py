@@ -13,6 +13,7 @@ minutes: ``--batch`` can be lowered there (examples/s is then measured at that b
 from __future__ import annotations
 
 import argparse
+import datetime
 import resource
 import tempfile
 import time
@@ -128,7 +129,13 @@ def _ddp_process(rank: int, world: int, store: str, device_type: str, kwargs: di
         torch.backends.cuda.matmul.allow_tf32 = True
     else:
         torch.set_num_threads(1)
-    dist.init_process_group("nccl" if cuda else "gloo", init_method=f"file://{store}", rank=rank, world_size=world)
+    dist.init_process_group(
+        "nccl" if cuda else "gloo",
+        init_method=f"file://{store}",
+        rank=rank,
+        world_size=world,
+        timeout=datetime.timedelta(minutes=2),  # a process group that cannot form fails instead of hanging
+    )
     try:
         result = train_speed(f"cuda:{rank}" if cuda else "cpu", distributed=True, **kwargs)
         if rank == 0:

@@ -6,6 +6,7 @@ import json
 import sys
 
 import pytest
+import torch
 
 from workflow_helpers import REPO
 
@@ -27,7 +28,7 @@ def tiny_benchmark(tmp_path_factory):
 def test_every_part_measures_on_the_cpu(tiny_benchmark):
     record, _ = tiny_benchmark
     parts = record["parts"]
-    assert set(parts) == {"pack", "osv5m", "grid"}
+    assert list(parts) == ["pack", "grid", "osv5m", "ddp"]
     assert not [name for name, part in parts.items() if "error" in part or "skipped" in part]
     assert record["machine"]["device"] == "cpu" and record["machine"]["torch"]
 
@@ -36,8 +37,9 @@ def test_every_part_measures_on_the_cpu(tiny_benchmark):
     assert all(row["seed_samples_per_s"] > 0 for row in pack)
 
     osv = parts["osv5m"]["result"]
-    assert [(r["parallel"], r["runs"]) for r in osv["packs"]] == [("pack", 1), ("pack", 2)]
-    assert osv["ddp"]["parallel"] == "ddp over 2 process(es)" and osv["ddp"]["seconds_per_step"] > 0
+    assert [(r["parallel"], r["runs"]) for r in osv] == [("pack", 1), ("pack", 2)]
+    ddp = parts["ddp"]["result"]
+    assert ddp["parallel"] == "ddp over 2 process(es)" and ddp["seconds_per_step"] > 0
 
     grid = parts["grid"]["result"]
     # diabetes, least squares and trained codec at k = 5: 1 seed each, 2 learning rates x 1 sweep seed
@@ -50,7 +52,7 @@ def test_every_part_measures_on_the_cpu(tiny_benchmark):
 
 def test_the_summary_says_what_was_measured_and_where(tiny_benchmark):
     record, md = tiny_benchmark
-    for heading in ("## Pack speed", "## OpenStreetView-5M head step", "## Grid slice"):
+    for heading in ("## Pack speed", "## Grid slice", "## OpenStreetView-5M head step, packs", "step, DDP"):
         assert heading in md
     assert "| pack of 2 | 2 |" in md and "| ddp over 2 process(es) | 1 | fp32 | 64 |" in md
     assert "2 reported + 4 sweep runs" in md and "GPU utilisation: unavailable" in md
@@ -90,3 +92,19 @@ def test_a_dataset_missing_from_the_data_cache_becomes_a_stand_in_of_its_shape(t
         "seed": 0,
     }
     assert config["datasets"]["diabetes"]["source"] == "sklearn"  # bundled: needs no cache
+
+
+def test_a_pack_the_gpu_has_no_memory_for_is_recorded_and_the_others_measure(tmp_path, monkeypatch):
+    device = load("device")
+    real = device.osv5m_speed.train_speed
+
+    def no_memory_for_two(dev, runs, **kwargs):
+        if runs == 2:
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 80.00 GiB")
+        return real(dev, runs, **kwargs)
+
+    monkeypatch.setattr(device.osv5m_speed, "train_speed", no_memory_for_two)
+    device.main(["--out", str(tmp_path), "--device", "cpu", "--size", "tiny", "--parts", "osv5m"])
+    rows = json.loads((tmp_path / "device.json").read_text())["parts"]["osv5m"]["result"]
+    assert rows[0]["seconds_per_step"] > 0 and "Tried to allocate 80.00 GiB" in rows[1]["error"]
+    assert "| pack | 2 | fp32 | 64 | CUDA out of memory." in (tmp_path / "device.md").read_text()
