@@ -1,5 +1,7 @@
 # make demo: set up .venv and run the pipeline on the offline demo data (minutes on 2 CPU cores)
-# make test: set up .venv, run the linters (make lint), then the tests
+# make test: set up .venv, run the linters (make lint), then the tests (what CI runs)
+# make test-fast: the unit tests only, no Snakemake runs and no SLURM (the edit-test loop, about 2 minutes)
+# make device-benchmark: every GPU measurement the docs project (benchmarks/device.py), into DEVICE_OUT
 # make lock: resolve pyproject.toml's dependencies again into requirements.lock (and envs/*.yaml)
 #
 # .venv gets the versions of requirements.lock, the ones the tests passed with (Python 3.11, Linux).
@@ -26,7 +28,9 @@ CUDA_PACKAGES := triton cuda-bindings cuda-pathfinder cuda-toolkit nvidia-cublas
 # e.g. make lock LOCK_ARGS="-P torch" (the newest torch; or -P name==version), LOCK_ARGS=-U (all packages)
 LOCK_ARGS ?=
 
-.PHONY: install lock lint demo test paper clean-demo
+DEVICE_OUT ?= benchmarks/results/device
+
+.PHONY: install lock lint demo test test-fast device-benchmark paper clean-demo
 
 $(VENV)/.installed: pyproject.toml $(LOCK) Makefile
 	$(PYTHON) -m venv $(VENV)
@@ -59,6 +63,13 @@ demo: install
 
 test: lint
 	$(BIN)/python -m pytest
+
+# tests marked slow run Snakemake, slurm a cluster; one that runs Snakemake unmarked fails here
+test-fast: install
+	TARGETCODEC_TESTS_WITHOUT_SNAKEMAKE=1 $(BIN)/python -m pytest -q -m "not slow and not slurm"
+
+device-benchmark: install
+	$(BIN)/python benchmarks/device.py --out $(DEVICE_OUT)
 
 paper: install
 	$(BIN)/snakemake --cores $(CORES)

@@ -7,11 +7,13 @@ minutes: ``--batch`` can be lowered there (examples/s is then measured at that b
 
     python benchmarks/osv5m_speed.py                       # CPU
     python benchmarks/osv5m_speed.py --device cuda --runs 1 5 --precision bf16
+    python benchmarks/osv5m_speed.py --device cuda --runs 1 --ddp 4      # and one seed under DDP on 4 GPUs
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime
 import resource
 import tempfile
 import time
@@ -21,8 +23,18 @@ import torch
 
 
 def train_speed(
-    device: str, runs: int, batch: int, steps: int, width: int, depth: int, precision: str, method: str
+    device: str,
+    runs: int,
+    batch: int,
+    steps: int,
+    width: int,
+    depth: int,
+    precision: str,
+    method: str,
+    distributed: bool = False,
 ) -> dict:
+    """One step's time of a pack of ``runs`` seeds at ``batch`` (per seed). ``distributed``: inside
+    an initialised process group, as one DDP process of the training job (its share of the batch)."""
     from targetcodec.codec import unit_square_grid_codec
     from targetcodec.heads import PackedAdaLNHead
     from targetcodec.methods import METHODS
@@ -42,6 +54,14 @@ def train_speed(
         for n, v in (m.trainable_codec(codec, MethodSettings()).items() if codec else [])
     }
     model = OSVModel(head, params_codec)
+    world = 1
+    trained = model
+    if distributed:
+        from torch.nn.parallel import DistributedDataParallel
+
+        world = torch.distributed.get_world_size()
+        trained = DistributedDataParallel(model)
+    local = batch // world  # each process takes an equal slice of every batch, as the training job does
     params = list(model.parameters())
     opt = PackedAdamW(params, [0.05] * len(params))
     hp = {
@@ -56,9 +76,9 @@ def train_speed(
     lr = torch.full((runs,), 5e-5, device=dev)
 
     def step():
-        idx = torch.randint(len(data), (runs, batch), device=dev)
+        idx = torch.randint(len(data), (runs, local), device=dev)
         with autocast:
-            out = model(data[idx]).float()
+            out = trained(data[idx]).float()
         loss = m.loss(out, y[idx], None, dict(model.codec), hp, MethodSettings()).mean(-1).sum()
         loss.backward()
         grads = [p.grad for p in params]
@@ -84,6 +104,8 @@ def train_speed(
     )
     return {
         "device": device,
+        "parallel": f"ddp over {world} process(es)" if distributed else "pack",
+        "processes": world,
         "runs": runs,
         "batch": batch,
         "method": method,
@@ -94,6 +116,50 @@ def train_speed(
         "peak_memory_gib": peak,
         "hours_for_100M_examples_per_pack": 1e8 / per_seed / 3600,
     }
+
+
+def _ddp_process(rank: int, world: int, store: str, device_type: str, kwargs: dict, out: str) -> None:
+    import json
+
+    import torch.distributed as dist
+
+    cuda = device_type == "cuda"
+    if cuda:
+        torch.cuda.set_device(rank)
+        torch.backends.cuda.matmul.allow_tf32 = True
+    else:
+        torch.set_num_threads(1)
+    dist.init_process_group(
+        "nccl" if cuda else "gloo",
+        init_method=f"file://{store}",
+        rank=rank,
+        world_size=world,
+        timeout=datetime.timedelta(minutes=2),  # a process group that cannot form fails instead of hanging
+    )
+    try:
+        result = train_speed(f"cuda:{rank}" if cuda else "cpu", distributed=True, **kwargs)
+        if rank == 0:
+            Path(out).write_text(json.dumps(result))
+    finally:
+        dist.destroy_process_group()
+
+
+def ddp_train_speed(device_type: str, processes: int, **kwargs) -> dict:
+    """``train_speed`` of one seed under DistributedDataParallel over ``processes`` processes, one
+    per GPU (NCCL) or on the CPU (gloo), started as torchrun would: rank 0's measurement."""
+    import json
+
+    import torch.multiprocessing as mp
+
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "rank0.json"
+        mp.start_processes(
+            _ddp_process,
+            args=(processes, str(Path(tmp) / "store"), device_type, dict(kwargs, runs=1), str(out)),
+            nprocs=processes,
+            start_method="spawn",
+        )
+        return json.loads(out.read_text())
 
 
 def prepare_speed(rows: int, dim: int) -> dict:
@@ -121,6 +187,9 @@ def main() -> None:
     p.add_argument("--precision", choices=["fp32", "bf16"], default="fp32")
     p.add_argument("--method", default="end_to_end")
     p.add_argument("--threads", type=int, default=None)
+    p.add_argument(
+        "--ddp", type=int, default=0, help="also one seed under DDP over this many processes (GPUs; gloo on CPUs)"
+    )
     p.add_argument("--prepare-rows", type=int, default=20000, help="stand-in rows for the prepare speed (0: skip)")
     a = p.parse_args()
     if a.threads:
@@ -138,6 +207,22 @@ def main() -> None:
             f"{r['examples_per_s_per_seed']:,.0f} examples/s per seed ({r['examples_per_s_total']:,.0f} in all), "
             f"peak memory {r['peak_memory_gib']:.1f} GiB, 100M examples: {r['hours_for_100M_examples_per_pack']:.2f} h per pack "
             f"({r['hours_for_100M_examples_per_pack'] / runs:.2f} h per seed)"
+        )
+    if a.ddp:
+        r = ddp_train_speed(
+            torch.device(a.device).type,
+            a.ddp,
+            batch=a.batch,
+            steps=a.steps,
+            width=a.width,
+            depth=a.depth,
+            precision=a.precision,
+            method=a.method,
+        )
+        print(
+            f"one seed, {r['parallel']} ({r['method']}, {r['precision']}, batch {r['batch']:,}): "
+            f"{r['seconds_per_step']:.3f} s/step, {r['examples_per_s_per_seed']:,.0f} examples/s, "
+            f"100M examples: {r['hours_for_100M_examples_per_pack']:.2f} h"
         )
     if a.prepare_rows:
         for layout, rate in prepare_speed(a.prepare_rows, 1024).items():

@@ -51,6 +51,91 @@ def measure(fn, runs: int, rows: int, epochs: int, device) -> float:
     return runs * rows * epochs / (time.perf_counter() - start)
 
 
+def pack_speeds(
+    device: str = "cpu",
+    runs=(1, 10),
+    rows: int = 53_940,
+    features: int = 6,
+    epochs: int = 2,
+    batch_size: int = 256,
+    method: str = "least_squares",
+    k: int = 25,
+    threads: int = 1,
+) -> dict:
+    """Seed-samples/s of the naive loop (one run) and of packs of each of ``runs`` runs."""
+    torch.set_num_threads(threads)
+    device = torch.device(device)
+    data = shaped_like(rows, features)
+    n_train = len(data.y_train)
+    m = METHODS[method]
+    k = k if m.uses_k else None
+    codec = codec_for_method(m, data.y_train, k, MethodSettings()) if k else None
+    training = TrainingConfig(batch_size=batch_size, max_epochs=epochs, patience=10**6, log_every=10**6)
+    arch = Architecture()
+
+    # the first CUDA kernels, allocations and lazy imports of either loop are not part of the steady state
+    small = TrainingConfig(batch_size=batch_size, max_epochs=1, patience=10)
+    warm = shaped_like(4096, features)
+    train_pack(warm, m, [RunSpec(0)], k=k, codec=codec, architecture=arch, training=small, device=device)
+    train_single_run(
+        warm, m, RunSpec(0), k=k, codec=codec, architecture=arch, training=small, device=device, dtype=torch.float32
+    )
+    naive = measure(
+        lambda: train_single_run(
+            data,
+            m,
+            RunSpec(seed=0),
+            k=k,
+            codec=codec,
+            architecture=arch,
+            training=training,
+            device=device,
+            dtype=torch.float32,
+        ),
+        1,
+        n_train,
+        epochs,
+        device,
+    )
+    measured = [("naive loop (DataLoader, one run)", 1, naive)]
+    for R in runs:
+        specs = [RunSpec(seed=s) for s in range(R)]
+        speed = measure(
+            lambda specs=specs: train_pack(
+                data, m, specs, k=k, codec=codec, architecture=arch, training=training, device=device
+            ),
+            R,
+            n_train,
+            epochs,
+            device,
+        )
+        measured.append((f"pack of {R}", R, speed))
+    where = (
+        torch.cuda.get_device_name(device)
+        if device.type == "cuda"
+        else f"{platform.processor() or platform.machine()}, {threads} thread(s)"
+    )
+    return {
+        "device": where,
+        "method": method,
+        "train_rows": n_train,
+        "features": features,
+        "batch_size": batch_size,
+        "epochs": epochs,
+        "rows": [
+            {"loop": name, "runs": R, "seed_samples_per_s": speed, "vs_naive": speed / naive}
+            for name, R, speed in measured
+        ],
+    }
+
+
+def table(result: dict) -> str:
+    lines = ["| loop | runs | seed-samples/s | vs naive |", "|---|---|---|---|"]
+    for row in result["rows"]:
+        lines.append(f"| {row['loop']} | {row['runs']} | {row['seed_samples_per_s']:,.0f} | {row['vs_naive']:.1f}x |")
+    return "\n".join(lines)
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--device", default="cpu")
@@ -64,86 +149,25 @@ def main(argv=None):
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--json", help="also write the measurements here")
     args = parser.parse_args(argv)
-
-    torch.set_num_threads(args.threads)
-    device = torch.device(args.device)
-    data = shaped_like(args.rows, args.features)
-    n_train = len(data.y_train)
-    method = METHODS[args.method]
-    k = args.k if method.uses_k else None
-    codec = codec_for_method(method, data.y_train, k, MethodSettings()) if k else None
-    training = TrainingConfig(batch_size=args.batch_size, max_epochs=args.epochs, patience=10**6, log_every=10**6)
-    arch = Architecture()
-
-    def warm_up():  # the first CUDA kernels and allocations are not part of the steady state
-        small = TrainingConfig(batch_size=args.batch_size, max_epochs=1, patience=10)
-        train_pack(
-            shaped_like(4096, args.features),
-            method,
-            [RunSpec(0)],
-            k=k,
-            codec=codec,
-            architecture=arch,
-            training=small,
-            device=device,
-        )
-
-    warm_up()
-    rows = []
-    naive = measure(
-        lambda: train_single_run(
-            data,
-            method,
-            RunSpec(seed=0),
-            k=k,
-            codec=codec,
-            architecture=arch,
-            training=training,
-            device=device,
-            dtype=torch.float32,
-        ),
-        1,
-        n_train,
+    result = pack_speeds(
+        args.device,
+        args.runs,
+        args.rows,
+        args.features,
         args.epochs,
-        device,
-    )
-    rows.append(("naive loop (DataLoader, one run)", 1, naive))
-    for R in args.runs:
-        specs = [RunSpec(seed=s) for s in range(R)]
-        speed = measure(
-            lambda specs=specs: train_pack(
-                data, method, specs, k=k, codec=codec, architecture=arch, training=training, device=device
-            ),
-            R,
-            n_train,
-            args.epochs,
-            device,
-        )
-        rows.append((f"pack of {R}", R, speed))
-
-    where = (
-        torch.cuda.get_device_name(device)
-        if device.type == "cuda"
-        else f"{platform.processor() or platform.machine()}, {args.threads} thread(s)"
+        args.batch_size,
+        args.method,
+        args.k,
+        args.threads,
     )
     print(
-        f"{args.method}, {n_train:,} x {args.features} training rows, batch {args.batch_size}, {args.epochs} epochs, on {where}\n"
+        f"{args.method}, {result['train_rows']:,} x {args.features} training rows, batch {args.batch_size}, "
+        f"{args.epochs} epochs, on {result['device']}\n"
     )
-    print("| loop | runs | seed-samples/s | vs naive |")
-    print("|---|---|---|---|")
-    for name, R, speed in rows:
-        print(f"| {name} | {R} | {speed:,.0f} | {speed / naive:.1f}x |")
+    print(table(result))
     if args.json:
         with open(args.json, "w") as f:
-            json.dump(
-                {
-                    "device": where,
-                    "args": vars(args),
-                    "rows": [{"loop": n, "runs": r, "seed_samples_per_s": s} for n, r, s in rows],
-                },
-                f,
-                indent=1,
-            )
+            json.dump(result | {"args": vars(args)}, f, indent=1)
 
 
 if __name__ == "__main__":

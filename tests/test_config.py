@@ -11,6 +11,7 @@ def workdir(tmp_path_factory):
     return copy_workflow(tmp_path_factory.mktemp("config"), git=False)
 
 
+@pytest.mark.slow  # runs Snakemake
 @pytest.mark.parametrize(
     "override, key, words",
     [
@@ -39,6 +40,7 @@ def test_bad_value_names_its_key(workdir, override, key, words):
     assert words in err, err
 
 
+@pytest.mark.slow  # runs Snakemake
 def test_unknown_dataset_source_names_the_dataset(workdir):
     (workdir / "bad.yaml").write_text("datasets:\n  mine: {source: ftp, id: 3}\nrun_datasets: [mine]\n")
     proc = snakemake(workdir, "-n", "--configfile", "presets/tiny.yaml", "bad.yaml", check=False)
@@ -46,6 +48,7 @@ def test_unknown_dataset_source_names_the_dataset(workdir):
     assert "config key 'datasets.mine.source': 'ftp' is not one of" in proc.stdout + proc.stderr
 
 
+@pytest.mark.slow  # runs Snakemake
 def test_source_without_its_required_key(workdir):
     (workdir / "bad2.yaml").write_text("datasets:\n  mine: {source: file, target: y}\nrun_datasets: [mine]\n")
     proc = snakemake(workdir, "-n", "--configfile", "presets/tiny.yaml", "bad2.yaml", check=False)
@@ -54,6 +57,7 @@ def test_source_without_its_required_key(workdir):
     assert "config key 'datasets.mine'" in err and "'path' is a required property" in err
 
 
+@pytest.mark.slow  # runs Snakemake
 def test_nothing_is_written_on_a_bad_config(workdir):
     snakemake(workdir, "-n", "--configfile", "presets/tiny.yaml", "--config", "seeds=-1", check=False)
     assert not (workdir / "results").exists()

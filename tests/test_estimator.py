@@ -5,14 +5,15 @@ import numpy as np
 import pytest
 import torch
 from sklearn.base import clone
-from sklearn.exceptions import NotFittedError
+from sklearn.exceptions import ConvergenceWarning, NotFittedError
 from sklearn.model_selection import GridSearchCV, cross_val_score
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.utils.estimator_checks import check_estimator
 
+import targetcodec.estimator
 from targetcodec import Architecture, TargetCodecRegressor, TrainingConfig
-from targetcodec.estimator import EXPECTED_FAILED_CHECKS
+from targetcodec.estimator import EXPECTED_FAILED_CHECKS, TrainingDiverged
 
 SMALL = Architecture(width=16, depth=1)
 
@@ -100,6 +101,68 @@ def test_a_rows_prediction_does_not_depend_on_the_other_rows():
     assert np.allclose(model.predict(X[order]), full[order], rtol=1e-12, atol=0)
     assert np.allclose(model.predict(X[3:10]), full[3:10], rtol=1e-12, atol=0)
     assert model.predict(X).dtype == np.float64
+
+
+@pytest.mark.parametrize(
+    "params, words",
+    [
+        ({"lr": -1e-2}, "The 'lr' parameter of TargetCodecRegressor must be a float in the range (0.0, 1.0]"),
+        ({"lr": 1e3}, "'lr' parameter"),
+        ({"lr": float("nan")}, "'lr' parameter"),
+        ({"lambda_kl": -0.1}, "'lambda_kl' parameter"),
+        ({"lambda_auto": float("inf")}, "'lambda_auto' parameter"),
+        ({"lambda_pred": "1"}, "'lambda_pred' parameter"),
+        ({"k": 1}, "'k' parameter"),
+        ({"validation_fraction": 1.0}, "'validation_fraction' parameter"),
+        ({"random_state": -1}, "'random_state' parameter"),
+        ({"training": {"max_epochs": 3}}, "'training' parameter"),
+        ({"architecture": "mlp"}, "'architecture' parameter"),
+        ({"method": 3}, "'method' parameter"),
+        ({"method": "gradient_boosting"}, "unknown method 'gradient_boosting'; known: least_squares"),
+        ({"seeds": []}, "'seeds' parameter of TargetCodecRegressor must be non-empty non-negative integers"),
+        ({"seeds": [0, -1]}, "'seeds' parameter"),
+        ({"seeds": [0.5]}, "'seeds' parameter"),
+        ({"device": "tpu"}, "'device' parameter of TargetCodecRegressor is not a torch device"),
+    ],
+)
+def test_a_bad_parameter_is_refused_at_fit_naming_it(params, words, monkeypatch):
+    """Checked before any training (scikit-learn's parameter validation): a negative learning rate
+    used to fit silently to an R^2 of -26, an absurd one to -8.6."""
+    monkeypatch.setattr(targetcodec.estimator, "train_pack", lambda *a, **k: pytest.fail("trained"))
+    X, y = data(40)
+    model = quick().set_params(**params)
+    with pytest.raises(ValueError) as error:
+        model.fit(X, y)
+    assert words in str(error.value)
+
+
+def test_a_fit_in_which_every_run_diverged_fails_naming_the_cause():
+    """lambda_kl = 1e39 is a finite float, but infinite in the float32 the network trains in: every
+    run's loss is infinite from the first step. The fit used to return and predict finite numbers
+    (each run's initial network); now it raises, with the seeds and the settings."""
+    X, y = data()
+    model = quick(method="end_to_end", seeds=[0, 1], lambda_kl=1e39)
+    with pytest.raises(TrainingDiverged, match=r"every run diverged \(seeds \[0, 1\]\).*lambda_kl=1e\+39"):
+        model.fit(X, y)
+    assert not hasattr(model, "predictor_")
+
+
+def test_a_diverged_seed_is_left_out_of_the_predictions_with_a_warning(monkeypatch):
+    """A run that diverged keeps its initial weights: its predictions are left out of the mean."""
+    real = targetcodec.estimator.train_pack
+
+    def second_run_diverges(*args, **kwargs):
+        results, predictor = real(*args, **kwargs)
+        results[1].best_epoch = 0  # what a run with no finite validation MAE in any epoch records
+        return results, predictor
+
+    X, y = data()
+    monkeypatch.setattr(targetcodec.estimator, "train_pack", second_run_diverges)
+    with pytest.warns(ConvergenceWarning, match=r"1 of 2 runs diverged \(seeds \[1\]"):
+        model = quick(seeds=[0, 1]).fit(X, y)
+    assert model.diverged_seeds_ == [1] and model.ensemble_ == [0]
+    alone = model.predictor_.predict(model._scale_x(X))[0, :, 0].numpy() * (y.max() - y.min()) + y.min()
+    assert np.allclose(model.predict(X), alone)
 
 
 def test_check_estimator():

@@ -289,6 +289,7 @@ def test_ddp_two_processes_equal_one_process(standin, tmp_path):
 
 
 # --------------------------------------------------------------------------- the stage through Snakemake
+@pytest.mark.slow  # runs Snakemake
 def test_the_stage_runs_end_to_end_through_snakemake(standin, tmp_path):
     _, wds, _, _ = standin
     workdir = copy_workflow(tmp_path / "wf", git=False)
@@ -372,6 +373,7 @@ def test_every_method_of_the_library_runs_on_this_stage(standin, tmp_path):
         assert np.isfinite(record["metrics"]["test_mae"]) and record["metrics"]["test_median_km"] >= 0, label
 
 
+@pytest.mark.slow  # runs Snakemake
 def test_the_stage_needs_its_data_folder(tmp_path):
     workdir = copy_workflow(tmp_path / "wf", git=False)
     proc = snakemake(workdir, "-n", "--cores", "1", "--config", "run_datasets=[osv5m]", check=False)

@@ -29,6 +29,7 @@ def planned_resources(workdir, *args, env=None) -> dict[str, list[dict[str, str]
     return jobs
 
 
+@pytest.mark.slow  # runs Snakemake
 @pytest.mark.parametrize("config, gpus", [([], "1"), (["training_resources={gpu: 0}"], "0")])
 @pytest.mark.parametrize(
     "packs, rules",
@@ -80,6 +81,7 @@ def test_slurm_profile_takes_partition_and_account_from_the_environment(monkeypa
     assert "set-resources" not in site  # rules ask for their own GPUs: a profile layered on top may set it
 
 
+@pytest.mark.slow  # runs Snakemake
 def test_a_profile_extends_the_slurm_profile_without_copying_it(workdir, tmp_path, monkeypatch):
     """How a later profile (the OSV5M stage: long jobs, several GPUs, requeue) builds on profiles/slurm:
     `--profile profiles/slurm --profile other` keeps every key of the first that the second leaves alone."""
@@ -96,6 +98,7 @@ def test_a_profile_extends_the_slurm_profile_without_copying_it(workdir, tmp_pat
         assert (job["runtime"], job["slurm_partition"]) == ("30", "batch") and "gpu" not in job
 
 
+@pytest.mark.slow  # runs Snakemake
 def test_local_gpu_profile_needs_a_gpu(workdir):
     proc = snakemake(
         workdir,

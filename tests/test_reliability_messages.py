@@ -80,3 +80,43 @@ def test_bad_data_is_refused_several_bad_strings_are_counted_with_examples(tmp_p
 
     message = refused(tmp_path, write)
     assert "4 of 200 values are not numbers (e.g. 'n.a.' in row 3, '?' in row 40, 'high' in row 41;" in message, message
+
+
+def test_bad_data_is_refused_a_header_naming_the_target_twice(tmp_path):
+    """pandas reads a second `y` as `y.1`: a copy of the target became a feature, and every method
+    learnt to read it off (test R^2 about 1). Refused with the column and how often it is named."""
+    message = refused(
+        tmp_path, lambda p: frame(50).assign(y2=frame(50)["y"]).to_csv(p, index=False, header=list("aby") + ["y"])
+    )
+    assert "dataset 'mine': " in message and "mine.csv names column 'y' (2 times) more than once" in message, message
+
+
+def test_bad_data_is_refused_a_header_naming_a_feature_three_times(tmp_path):
+    def write(path):
+        rng = np.random.default_rng(0)
+        pd.DataFrame(rng.uniform(size=(50, 5))).to_csv(path, index=False, header=["a", "b", "a", "y", "a"])
+
+    message = refused(tmp_path, write)
+    assert "names column 'a' (3 times) more than once" in message and "'y'" not in message, message
+
+
+def test_bad_data_is_refused_a_hand_placed_cache_file_naming_a_column_twice(tmp_path):
+    """The same through the raw-data cache (a network source's file placed by hand): named as it is,
+    not as a damaged download to fetch again."""
+    from targetcodec.data.sources.tables import load
+
+    (tmp_path / "ailerons.csv").write_text("goal,a,goal\n1,2,3\n4,5,6\n")
+    with pytest.raises(DataSourceError) as error:
+        load("ailerons", {"source": "openml", "id": 44137, "target": "goal"}, tmp_path)
+    message = str(error.value)
+    assert message.startswith("dataset 'ailerons': ") and "names column 'goal' (2 times)" in message, message
+    assert "download" not in message
+
+
+def test_bad_data_is_refused_a_data_frame_naming_a_column_twice():
+    """Whatever the source delivers: a data frame with two columns of one name stops preparation."""
+    from targetcodec.data.prepare import select_numeric_features
+
+    table = pd.DataFrame(np.random.default_rng(0).uniform(size=(40, 3)), columns=["a", "y", "y"])
+    with pytest.raises(DataSourceError, match=r"dataset 'mine': the table names column 'y' \(2 times\)"):
+        select_numeric_features(table, ["y"], dataset="mine")

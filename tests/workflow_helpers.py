@@ -1,5 +1,6 @@
 """Run the project's Snakemake workflow on a copy of it in a temporary folder."""
 
+import os
 import re
 import shutil
 import subprocess
@@ -26,7 +27,14 @@ def copy_workflow(dest: Path, git: bool = True) -> Path:
     return dest
 
 
+# Set by `make test-fast`, which leaves out the tests marked slow: a test that runs Snakemake
+# without that mark fails there, instead of making the fast loop slow unnoticed.
+NO_SNAKEMAKE = "TARGETCODEC_TESTS_WITHOUT_SNAKEMAKE"
+
+
 def snakemake(workdir: Path, *args, timeout=900, check=True, env=None) -> subprocess.CompletedProcess:
+    if os.environ.get(NO_SNAKEMAKE):
+        raise AssertionError(f"this test runs Snakemake: mark it @pytest.mark.slow ({NO_SNAKEMAKE} is set)")
     cmd = [sys.executable, "-m", "snakemake", *args]
     proc = subprocess.run(cmd, cwd=workdir, capture_output=True, text=True, timeout=timeout, env=env)
     if check and proc.returncode != 0:

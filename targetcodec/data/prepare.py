@@ -35,6 +35,11 @@ def select_numeric_features(
     table: pd.DataFrame, targets: list[str], drop: list[str] = (), min_distinct: int = 10, dataset: str = "?"
 ) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, str]]:
     """Apply the numeric-benchmark rules; return (features, targets, {dropped column: reason})."""
+    from .sources.tables import duplicated_names
+
+    twice = duplicated_names(table.columns)
+    if twice:  # whatever the source: a second copy of a target would be kept as a feature
+        raise DataSourceError(f"dataset {dataset!r}: the table names {twice}; give every column a name of its own")
     missing = [t for t in targets if t not in table.columns]
     if missing:
         raise DataSourceError(

@@ -2,12 +2,18 @@
 hyper-parameter as one pack and select the best."""
 
 from targetcodec.joblog import job_log, set_threads
+from targetcodec.locks import checkpoint_lock
 from targetcodec.train.devices import claimed_gpus
 from targetcodec.train.jobs import sweep_configuration
 from targetcodec.train.selection import sweep_seeds
 from targetcodec.train.settings import TrainingJob
 
-with job_log(snakemake.log[0]) as log, claimed_gpus(snakemake.resources.get("gpu", 0), log=log):
+# the checkpoint's lock first, held to the end: another live job on it stops this one before it reads it
+with (
+    job_log(snakemake.log[0]) as log,
+    checkpoint_lock(snakemake.params.checkpoint, log),
+    claimed_gpus(snakemake.resources.get("gpu", 0), log=log),
+):
     set_threads(snakemake.threads)
     sweep_configuration(
         TrainingJob.from_params(snakemake.params.job, snakemake.params.runtime),

@@ -5,12 +5,18 @@ of every configuration with one k, one configuration after the other, in one job
 from targetcodec.codec import pretrain_codec_files
 from targetcodec.data import SplitData
 from targetcodec.joblog import job_log, set_threads
+from targetcodec.locks import checkpoint_lock
 from targetcodec.train.devices import claimed_gpus
 from targetcodec.train.jobs import sweep_and_train_group
 from targetcodec.train.selection import sweep_seeds
 from targetcodec.train.settings import TrainingJob
 
-with job_log(snakemake.log[0]) as log, claimed_gpus(snakemake.resources.get("gpu", 0), log=log):
+# the checkpoint's lock first, held to the end: another live job on it stops this one before it reads it
+with (
+    job_log(snakemake.log[0]) as log,
+    checkpoint_lock(snakemake.params.checkpoints, log),
+    claimed_gpus(snakemake.resources.get("gpu", 0), log=log),
+):
     set_threads(snakemake.threads)
     data = SplitData.load(snakemake.input.data)
     codec = snakemake.output.codec[0] if snakemake.output.codec else None

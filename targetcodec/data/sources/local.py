@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from .base import DataSourceError, RawData, Source, targets_of
-from .tables import read_table
+from .tables import DuplicateColumns, read_table
 
 
 def load_file(key: str, spec: dict, cache_dir: Path) -> RawData:
@@ -19,6 +19,8 @@ def load_file(key: str, spec: dict, cache_dir: Path) -> RawData:
         raise DataSourceError(f"dataset {key!r}: file {path} (config key 'datasets.{key}.path') does not exist")
     try:
         table = read_table(path, spec.get("separator", ","))
+    except DuplicateColumns as e:
+        raise DataSourceError(f"dataset {key!r}: {e}") from None
     except Exception as e:  # pandas raises many types for unreadable files
         raise DataSourceError(f"dataset {key!r}: cannot read {path}: {e}") from e
     return RawData(table=table, targets=targets_of(key, spec), description=f"file {path}")

@@ -28,11 +28,33 @@ def table_cache_file(key: str, cache_dir: Path) -> Path:
     return cache_dir / f"{key}.parquet"
 
 
+class DuplicateColumns(DataSourceError):
+    """A table names a column more than once."""
+
+
 def read_table(path: Path, separator: str = ",") -> pd.DataFrame:
-    """A CSV or parquet file (by its suffix), as the cache and the ``file`` source hold them."""
+    """A CSV or parquet file (by its suffix), as the cache and the ``file`` source hold them.
+
+    A header that names a column twice is refused (``DuplicateColumns``): pandas reads the second
+    ``y`` of a CSV as ``y.1``, so a copy of the target would become a feature."""
     if path.suffix.lower() in (".parquet", ".pq"):
-        return pd.read_parquet(path)
-    return pd.read_csv(path, sep=separator)
+        table = pd.read_parquet(path)
+        names = list(table.columns)
+    else:
+        table = pd.read_csv(path, sep=separator)
+        # the header as written: the table's own column names are already renamed
+        header = pd.read_csv(path, sep=separator, header=None, nrows=1, dtype=str, keep_default_na=False)
+        names = [name for name in header.iloc[0] if name != ""] if len(header) else []
+    twice = duplicated_names(names)
+    if twice:
+        raise DuplicateColumns(f"{path} names {twice} more than once; give every column a name of its own")
+    return table
+
+
+def duplicated_names(names) -> str:
+    """``'y' (2 times), 'a' (3 times)`` for the names that occur more than once, in order; '' if none."""
+    counts = pd.Series(list(names), dtype=object).value_counts(sort=False)
+    return ", ".join(f"column {name!r} ({count} times)" for name, count in counts.items() if count > 1)
 
 
 def write_table(table: pd.DataFrame, path: Path) -> str:
@@ -55,6 +77,8 @@ def load(key: str, spec: dict, cache_dir: Path) -> RawData:
     path = table_cache_file(key, cache_dir)
     try:
         table = read_table(path, spec.get("separator", ","))
+    except DuplicateColumns as e:  # readable, but wrong as it is: downloading again would not help
+        raise DataSourceError(f"dataset {key!r}: {e}") from None
     except Exception as e:  # pandas and pyarrow raise many types for unreadable files
         raise DataSourceError(
             f"dataset {key!r}: cannot read cached file {path}: {e}. Delete it and run "
