@@ -427,3 +427,59 @@ def test_the_prepare_rule_passes_the_new_keys(data, tmp_path):
         "source": "the osv5m-wds val/ split",
     }
 
+
+# --------------------------------------------------------------------------- embedding images
+class _Processor:
+    """A stand-in for CLIPImageProcessor: each image's 2 x 2 thumbnail, 12 floats."""
+
+    def __call__(self, images, return_tensors):
+        import torch
+
+        pixels = [np.asarray(im.resize((2, 2)), np.float32).reshape(-1) for im in images]
+        return {"pixel_values": torch.tensor(np.stack(pixels))}
+
+
+class _Net:
+    """A stand-in for CLIPVisionModel: the pixels as the CLS token."""
+
+    def __call__(self, pixel_values):
+        from types import SimpleNamespace
+
+        return SimpleNamespace(last_hidden_state=pixel_values[:, None, :])
+
+
+def test_an_unreadable_image_is_skipped_by_the_embed_step_and_counted_by_the_preparation(tmp_path):
+    import io
+    import zipfile
+
+    from PIL import Image
+
+    from targetcodec.data.embed import embed_split
+
+    rng = np.random.default_rng(0)
+    ids = ["11", "12", "13", "14"]
+    (tmp_path / "images" / "train").mkdir(parents=True)
+    with zipfile.ZipFile(tmp_path / "images" / "train" / "00.zip", "w") as z:
+        for ident in ids:
+            buf = io.BytesIO()
+            Image.fromarray(rng.integers(0, 255, (8, 8, 3), dtype=np.uint8)).save(buf, format="JPEG")
+            z.writestr(f"{ident}.jpg", buf.getvalue() if ident != "13" else b"not a jpeg at all")
+    lines, log = _log()
+    out = tmp_path / "data" / "embeddings"
+    n = embed_split(
+        tmp_path / "images", "train", out, "unused", batch_size=2, device="cpu", log=log, loaded=(_Net(), _Processor())
+    )
+    assert n == 3 and sorted(p.stem for p in (out / "train").glob("*.npy")) == ["11", "12", "14"]
+    assert any("00.zip: skipped 13.jpg: unreadable image" in line for line in lines)
+    assert (out / "train" / ".done" / "00").read_text() == "3\nunreadable 13.jpg\n"
+    # the preparation (csv layout) counts the image without embedding as a bad sample
+    root = tmp_path / "data"
+    frame = pd.DataFrame({"id": ids, "latitude": [1.0, 2.0, 3.0, 4.0], "longitude": [5.0, 6.0, 7.0, 8.0]})
+    frame.to_csv(root / "train.csv", index=False)
+    frame.to_csv(root / "test.csv", index=False)
+    (out / "test").mkdir()
+    for ident in ids:
+        np.save(out / "test" / f"{ident}.npy", np.load(out / "train" / "11.npy"))
+    summary = prepare(root, tmp_path / "cache", validation=0.5, max_bad_fraction=0.5)
+    assert summary["splits"]["train"]["bad_by_reason"] == {"embedding_missing": 1}
+    assert summary["splits"]["train"]["rows"] == 3 and _ids(tmp_path / "cache") == ["11", "12", "14"]
