@@ -7,7 +7,9 @@ token of StreetCLIP (Haas et al., 2023; a CLIP ViT-L/14 at 336 px), ``last_hidde
 OSV5M ships its images as ``images/<split>/NN.zip`` of ``<id>.jpg``. ``embed_split`` writes one
 ``<id>.npy`` (float32) per image into ``<out>/<split>/`` (the layout the ``osv5m`` source reads with
 ``train.csv``/``test.csv``), shard by shard: a finished zip leaves a marker ``<out>/<split>/.done/NN``,
-so a killed job resumes at the first unfinished shard. The model and its image processor come from
+so a killed job resumes at the first unfinished shard. An image that cannot be read (a damaged
+member of the zip, a file that is no image) is skipped, named in the log and in the marker; it then
+has no embedding, which the preparation counts as a bad sample (``embedding_missing``). The model and its image processor come from
 a local folder or the Hugging Face cache only (``local_files_only``): nothing is downloaded here.
 Needs the ``embed`` extra (``pip install -e '.[embed]'``: transformers).
 """
@@ -21,6 +23,17 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+
+
+def _unreadable_image_errors() -> tuple[type[BaseException], ...]:
+    """What reading one image of a zip raises when the image or its member is damaged: a bad CRC or
+    deflate stream (zipfile, zlib), no image format PIL knows or a truncated image (OSError), an
+    image beyond PIL's size limit."""
+    import zlib
+
+    from PIL import Image
+
+    return (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error, Image.DecompressionBombError)
 
 
 def load_model(model: str, device: str = "cpu"):
@@ -76,6 +89,7 @@ def embed_split(
     done_dir = out / ".done"
     done_dir.mkdir(parents=True, exist_ok=True)
     net, processor = loaded or load_model(model, device)
+    unreadable_image = _unreadable_image_errors()
     count, start = 0, time.perf_counter()
     for shard in zips:
         marker = done_dir / shard.stem
@@ -88,16 +102,27 @@ def embed_split(
             raise RuntimeError(f"image shard {shard} is not a readable zip ({e})") from None
         with archive:
             names = sorted(n for n in archive.namelist() if n.lower().endswith(".jpg"))
+            skipped = []
             for i in range(0, len(names), batch_size):
-                batch = names[i : i + batch_size]
-                images = [Image.open(io.BytesIO(archive.read(n))).convert("RGB") for n in batch]
+                batch, images = [], []
+                for name in names[i : i + batch_size]:
+                    try:
+                        images.append(Image.open(io.BytesIO(archive.read(name))).convert("RGB"))
+                        batch.append(name)
+                    except unreadable_image as e:
+                        skipped.append(name)
+                        log(f"{split}/{shard.name}: skipped {name}: unreadable image ({type(e).__name__}: {e})")
+                if not images:
+                    continue
                 emb = cls_embeddings(net, processor, images, device)
                 for name, e in zip(batch, emb):
                     with atomic_path(out / f"{Path(name).stem}.npy") as tmp, open(tmp, "wb") as f:
                         np.save(f, e.astype(np.float32))
                 count += len(batch)
-        atomic_write_text(marker, f"{len(names)}\n")
+        atomic_write_text(marker, f"{len(names) - len(skipped)}\n" + "".join(f"unreadable {n}\n" for n in skipped))
         log(
-            f"{split}/{shard.name}: {len(names):,} images, {count / max(time.perf_counter() - start, 1e-9):.1f} images/s"
+            f"{split}/{shard.name}: {len(names) - len(skipped):,} images"
+            + (f" ({len(skipped):,} unreadable, skipped)" if skipped else "")
+            + f", {count / max(time.perf_counter() - start, 1e-9):.1f} images/s"
         )
     return count

@@ -51,6 +51,37 @@ def _labels(lat, lon) -> dict:
     }
 
 
+def npy_bytes(array) -> bytes:
+    """The bytes of ``array`` saved as .npy (as a shard holds an embedding)."""
+    buf = io.BytesIO()
+    np.save(buf, np.asarray(array))
+    return buf.getvalue()
+
+
+def write_shard(path: Path | str, samples) -> Path:
+    """A webdataset tar shard: ``samples`` is a list of ``(key, {suffix: bytes})``, each part written
+    as the member ``<key><suffix>`` (e.g. ``.json``, ``.street_clip.npy``), in order."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tarfile.open(path, "w") as tar:
+        for key, parts in samples:
+            for suffix, data in parts.items():
+                info = tarfile.TarInfo(f"{key}{suffix}")
+                info.size = len(data)
+                tar.addfile(info, io.BytesIO(data))
+    return path
+
+
+def read_shard(path: Path | str) -> list:
+    """The samples of a shard as ``write_shard`` takes them (tests change them and write them back)."""
+    samples: dict[str, dict[str, bytes]] = {}
+    with tarfile.open(path, "r") as tar:
+        for member in tar:
+            key, dot, rest = member.name.partition(".")
+            samples.setdefault(key, {})[dot + rest] = tar.extractfile(member).read()
+    return list(samples.items())
+
+
 def write_standin(
     out: Path | str,
     layout: str,
@@ -72,23 +103,18 @@ def write_standin(
             (out / split).mkdir(exist_ok=True)
             for s, first in enumerate(range(0, len(ids), shard_size)):
                 name = f"{split}/{s:06d}.tar"
-                with tarfile.open(out / name, "w") as tar:
-                    for i in range(first, min(first + shard_size, len(ids))):
-                        meta = {
-                            "id": ids[i],
-                            "latitude": float(coords[i, 0]),
-                            "longitude": float(coords[i, 1]),
-                            **_labels(*coords[i]),
-                        }
-                        buf = io.BytesIO()
-                        np.save(buf, emb[i])
-                        for suffix, data in (
-                            (".json", json.dumps(meta).encode()),
-                            (".street_clip.npy", buf.getvalue()),
-                        ):
-                            info = tarfile.TarInfo(f"{ids[i]}{suffix}")
-                            info.size = len(data)
-                            tar.addfile(info, io.BytesIO(data))
+                samples = []
+                for i in range(first, min(first + shard_size, len(ids))):
+                    meta = {
+                        "id": ids[i],
+                        "latitude": float(coords[i, 0]),
+                        "longitude": float(coords[i, 1]),
+                        **_labels(*coords[i]),
+                    }
+                    samples.append(
+                        (ids[i], {".json": json.dumps(meta).encode(), ".street_clip.npy": npy_bytes(emb[i])})
+                    )
+                write_shard(out / name, samples)
                 sizes[name] = min(first + shard_size, len(ids)) - first
         (out / "sizes.json").write_text(json.dumps(sizes, indent=1))
     elif layout == "csv":

@@ -27,6 +27,7 @@ if OSV_KEYS:
             embeddings=OSV_EMBEDDINGS,
             validation=OSV["validation"],
             validation_seed=OSV["validation_seed"],
+            max_bad_fraction=OSV["max_bad_fraction"],
             cache=OSV_CACHE,
         script:
             "../scripts/osv5m_prepare.py"
