@@ -24,9 +24,9 @@ def train_speed(
     device: str, runs: int, batch: int, steps: int, width: int, depth: int, precision: str, method: str
 ) -> dict:
     from targetcodec.codec import unit_square_grid_codec
-    from targetcodec.heads import PackedAdaLNHead
     from targetcodec.methods import METHODS
     from targetcodec.optim import PackedAdamW, clip_grad_norm_per_run
+    from targetcodec.osv5m.heads import PackedAdaLNHead
     from targetcodec.specs import MethodSettings
     from targetcodec.train.osv5m import OSVModel
 
