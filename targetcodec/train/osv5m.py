@@ -216,6 +216,35 @@ def make_codec(
     return codec
 
 
+def build_model(method, k, codec, seeds, cond_dim, s: OSVSettings, settings: MethodSettings, device, log) -> OSVModel:
+    """The runs' heads (each seed's initial weights from its own generator) and the codec parameters
+    the method trains, a copy per run."""
+    from ..osv5m.heads import PackedAdaLNHead, parameter_count
+
+    out = method.output_size(k, 2)
+    gens = [torch.Generator().manual_seed(seed) for seed in seeds]
+    head = PackedAdaLNHead(cond_dim, out, gens, s.width, s.depth, s.expansion, torch.float32, device)
+    codec_params = {
+        name: v.to(device, torch.float32).unsqueeze(0).repeat(len(seeds), *([1] * v.dim())).contiguous()
+        for name, v in (method.trainable_codec(codec, settings).items() if codec is not None else [])
+    }
+    log(f"head: width {s.width}, depth {s.depth}, {parameter_count(head):,} parameters per run, output {out}")
+    return OSVModel(head, codec_params)
+
+
+def make_optimiser(model: OSVModel, s: OSVSettings):
+    """AdamW for the head (weight decay ``osv5m.weight_decay``, Appendix C); the trained codec
+    parameters take ``codec.weight_decay`` in ``codec.weight_decay_mode``, as in the tabular stage."""
+    from ..optim import PackedAdam
+
+    n_head, n_codec = len(list(model.head.parameters())), len(model.codec)
+    return PackedAdam(
+        list(model.parameters()),
+        [s.weight_decay] * n_head + [s.codec_weight_decay] * n_codec,
+        weight_decay_modes=["decoupled"] * n_head + [s.codec_weight_decay_mode] * n_codec,
+    )
+
+
 def distributed_model(model: torch.nn.Module) -> torch.nn.Module:
     """``model`` wrapped for DDP: its gradients averaged over the job's processes in ``backward``."""
     from torch.nn.parallel import DistributedDataParallel
@@ -360,8 +389,6 @@ class _Run:
 
     def __init__(self, job: Job, device: torch.device, world: World, log):
         from ..data.sources.osv5m import Cache
-        from ..optim import PackedAdam
-        from ..osv5m.heads import PackedAdaLNHead, parameter_count
 
         self.job, self.device, self.world, self.log = job, device, world, log
         self.s = s = OSVSettings(**job.settings)
@@ -371,29 +398,18 @@ class _Run:
         self.cache = Cache(job.cache)
         self.data = TrainingData.load(self.cache, s, device, log)
         codec = make_codec(self.method, self.k, self.data.y, s, self.settings, log=log)
-        R, dtype, method = len(job.seeds), torch.float32, self.method
-        out = method.output_size(self.k, 2)
-        gens = [torch.Generator().manual_seed(seed) for seed in job.seeds]
-        head = PackedAdaLNHead(self.data.batches.data.shape[1], out, gens, s.width, s.depth, s.expansion, dtype, device)
-        codec_params = {
-            name: v.to(device, dtype).unsqueeze(0).repeat(R, *([1] * v.dim())).contiguous()
-            for name, v in (method.trainable_codec(codec, self.settings).items() if codec is not None else [])
-        }
-        self.model = OSVModel(head, codec_params)
-        log(f"head: width {s.width}, depth {s.depth}, {parameter_count(head):,} parameters per run, output {out}")
-        decoder = method.fixed_decoder(codec) if codec is not None else None
-        self.fixed_decoder = decoder.to(device, dtype) if decoder is not None else None
-        self.frozen_codec = codec if method.codec in ("hard", "gaussian", "pretrained") else None  # psi(y) per batch
+        self.model = build_model(
+            self.method, self.k, codec, job.seeds, self.data.batches.data.shape[1], s, self.settings, device, log
+        )
+        decoder = self.method.fixed_decoder(codec) if codec is not None else None
+        self.fixed_decoder = decoder.to(device, torch.float32) if decoder is not None else None
+        frozen = self.method.codec in ("hard", "gaussian", "pretrained")
+        self.frozen_codec = codec if frozen else None  # psi(y) computed per batch
         self.trained = distributed_model(self.model) if world.distributed else self.model
         self.params = list(self.model.parameters())
-        n_head, n_codec = len(list(head.parameters())), len(codec_params)
-        self.optimiser = PackedAdam(  # AdamW for the head (Appendix C); the codec's as config key codec says
-            self.params,
-            [s.weight_decay] * n_head + [s.codec_weight_decay] * n_codec,
-            weight_decay_modes=["decoupled"] * n_head + [s.codec_weight_decay_mode] * n_codec,
-        )
+        self.optimiser = make_optimiser(self.model, s)
         self.hp = {
-            name: torch.full((R, 1), getattr(s, name), dtype=dtype, device=device)
+            name: torch.full((len(job.seeds), 1), getattr(s, name), device=device)
             for name in ("lambda_kl", "lambda_auto", "lambda_pred")
         }
         self.order = DataOrder(len(self.data.y), job.seeds, self.data.batches.order_device)
