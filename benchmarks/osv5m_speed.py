@@ -36,9 +36,9 @@ def train_speed(
     """One step's time of a pack of ``runs`` seeds at ``batch`` (per seed). ``distributed``: inside
     an initialised process group, as one DDP process of the training job (its share of the batch)."""
     from targetcodec.codec import unit_square_grid_codec
-    from targetcodec.heads import PackedAdaLNHead
     from targetcodec.methods import METHODS
     from targetcodec.optim import PackedAdamW, clip_grad_norm_per_run
+    from targetcodec.osv5m.heads import PackedAdaLNHead
     from targetcodec.specs import MethodSettings
     from targetcodec.train.osv5m import OSVModel
 

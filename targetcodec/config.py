@@ -75,7 +75,10 @@ def check_config(config: dict) -> None:
     from .methods import METHODS, import_method_modules
 
     import_method_modules(config.get("method_modules"))
-    for where, names in (("methods", config["methods"]), ("sweeps.k.methods", config["sweeps"]["k"]["methods"])):
+    named = [("methods", config["methods"]), ("sweeps.k.methods", config["sweeps"]["k"]["methods"])]
+    if "osv5m" in config:
+        named.append(("osv5m.methods", config["osv5m"]["methods"]))
+    for where, names in named:
         for i, name in enumerate(names):
             if name not in METHODS:
                 raise ValueError(
@@ -93,6 +96,9 @@ def check_config(config: dict) -> None:
             f"config key 'significance.reference': {config['significance']['reference']!r} is not in 'methods'"
             f"{nearest(config['significance']['reference'], config['methods'])} (tables and figures compare every method with it: add it)"
         )
+    from .osv5m.settings import stage_plan
+
+    stage_plan(config)  # the OSV5M stage's settings, when an osv5m dataset is in the run
     uses_k = [m for m in config["methods"] if METHODS[m].uses_k]
     if uses_k and config["figures"]["k"] not in config["k_values"]:
         raise ValueError(

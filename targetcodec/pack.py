@@ -70,13 +70,50 @@ def stop_after_epoch(epoch: int):
         _STOP_AFTER_EPOCH = before
 
 
+class Checkpoint:
+    """Save and load for a training state: a dataclass of tensors, plain lists and numbers only, with a
+    ``fingerprint`` field that names the training it belongs to (``PackState``, the OSV5M stage's
+    ``OSVState``). Nothing in a checkpoint is ever unpickled."""
+
+    fingerprint: str
+
+    def save(self, path) -> None:
+        """Write the state to ``path`` atomically (a killed job never leaves half a checkpoint)."""
+        from .io import atomic_path
+
+        with atomic_path(path) as tmp:
+            torch.save({name: getattr(self, name) for name in self.__dataclass_fields__}, tmp)
+
+    @classmethod
+    def load(cls, path, device, fingerprint: str):
+        """The state saved at ``path``, if it is one of the training ``fingerprint`` names; else an
+        error that names the file. weights_only: tensors and plain containers only, never code (a
+        checkpoint may come from anywhere)."""
+        try:
+            state = torch.load(path, map_location=device, weights_only=True)
+        except Exception as e:
+            raise RuntimeError(
+                f"checkpoint {path} cannot be read as a checkpoint of this workflow (damaged, or holding "
+                f"more than tensors; nothing in it was run): {type(e).__name__}: {e}; delete it to start "
+                f"again"
+            ) from e
+        if not isinstance(state, dict) or state.get("fingerprint") != fingerprint:
+            raise RuntimeError(f"checkpoint {path} belongs to another configuration; delete it to start again")
+        try:
+            return cls(**state)
+        except TypeError as e:  # well-formed, but not this state's fields
+            raise RuntimeError(
+                f"checkpoint {path} cannot be read as a checkpoint of this workflow ({e}); delete it to start again"
+            ) from e
+
+
 @dataclass
-class PackState:
+class PackState(Checkpoint):
     """Everything a pack needs to continue after ``epoch`` epochs; a checkpoint holds one.
 
     Per-run bookkeeping covers all R runs of the pack; ``params`` and the optimiser's moments cover
-    only the runs still training (``active``, ascending indices into the pack). Tensors, plain lists
-    and numbers only, so that ``torch.load(..., weights_only=True)`` reads it back.
+    only the runs still training (``active``, ascending indices into the pack). Saved and loaded as
+    every ``Checkpoint``.
     """
 
     fingerprint: str
@@ -91,30 +128,6 @@ class PackState:
     history: list[list[float]]  # per epoch, every run's validation MAE (nan for runs already stopped)
     order_rng: list[torch.Tensor]  # states of the runs' data-order generators
     dropout_rng: list[torch.Tensor]  # states of the runs' dropout generators
-
-    def save(self, path) -> None:
-        """Write the state to ``path`` atomically (a killed job never leaves half a checkpoint)."""
-        from .io import atomic_path
-
-        with atomic_path(path) as tmp:
-            torch.save({name: getattr(self, name) for name in self.__dataclass_fields__}, tmp)
-
-    @classmethod
-    def load(cls, path, device, fingerprint: str) -> PackState:
-        """The state saved at ``path``, if it is one of the pack ``fingerprint`` names; else an error
-        that names the file. weights_only: tensors and plain containers only, never code (a
-        checkpoint may come from anywhere)."""
-        try:
-            state = torch.load(path, map_location=device, weights_only=True)
-        except Exception as e:
-            raise RuntimeError(
-                f"checkpoint {path} cannot be read as a checkpoint of this workflow (damaged, or holding "
-                f"more than tensors; nothing in it was run): {type(e).__name__}: {e}; delete it to start "
-                f"again"
-            ) from e
-        if not isinstance(state, dict) or state.get("fingerprint") != fingerprint:
-            raise RuntimeError(f"checkpoint {path} belongs to another configuration; delete it to start again")
-        return cls(**state)
 
 
 def predict_in_chunks(

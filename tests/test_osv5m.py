@@ -17,8 +17,8 @@ import torch
 from targetcodec.data.errors import DataSourceError
 from targetcodec.data.osv5m_standin import write_standin
 from targetcodec.data.sources.osv5m import CACHE_FILES, Cache, prepare, scale_targets, unscale_targets
-from targetcodec.geo import accuracy_within, geolocation_metrics, geoscore, haversine_km
-from workflow_helpers import copy_workflow, snakemake
+from targetcodec.osv5m.geo import accuracy_within, geolocation_metrics, geoscore, haversine_km
+from workflow_helpers import copy_workflow, job_counts, snakemake
 
 PARIS, LONDON = (48.8566, 2.3522), (51.5074, -0.1278)
 SMALL = dict(
@@ -159,7 +159,7 @@ def _npy(dim):
 
 # --------------------------------------------------------------------------- head and optimiser
 def test_head_blocks_start_as_identity_and_runs_are_independent_of_their_pack():
-    from targetcodec.heads import PackedAdaLNHead, parameter_count
+    from targetcodec.osv5m.heads import PackedAdaLNHead, parameter_count
 
     gens = lambda seeds: [torch.Generator().manual_seed(s) for s in seeds]  # noqa: E731
     pack = PackedAdaLNHead(16, 5, gens([3, 4]), width=8, depth=3)
@@ -214,11 +214,16 @@ def test_unit_square_grid_codec():
 
 
 def test_learning_rate_warms_up_over_500_steps_then_decays():
-    from targetcodec.train.osv5m import OSVSettings, warmup_cosine
+    """Appendix C's schedule through the library's (optim.learning_rate_factor), as the job takes it."""
+    from targetcodec.optim import learning_rate_factor
+    from targetcodec.osv5m.settings import OSVSettings
 
-    assert OSVSettings().total_steps == 3052  # 100M examples at batch 32,768 (Appendix C)
-    assert warmup_cosine(0, 500, 3052) == pytest.approx(1 / 500) and warmup_cosine(499, 500, 3052) == 1.0
-    assert warmup_cosine(500, 500, 3052) == 1.0 and warmup_cosine(3051, 500, 3052) < 1e-5
+    s = OSVSettings()
+    assert s.total_steps == 3052  # 100M examples at batch 32,768 (Appendix C)
+    factor = [learning_rate_factor(step, s.total_steps, "cosine", s.warmup_fraction) for step in range(s.total_steps)]
+    assert factor[0] == pytest.approx(1 / 500) and factor[498] == pytest.approx(499 / 500) and factor[499] == 1.0
+    assert factor[500] == 1.0 and 0 < factor[3051] < 1e-5
+    assert factor[1776] == pytest.approx(0.5 * (1 + np.cos(np.pi * 1276 / 2552)))  # cosine from step 500 to 3052
 
 
 # --------------------------------------------------------------------------- the training job
@@ -237,15 +242,14 @@ def _job(cache, out, label, seeds, **extra):
 
 
 def test_killed_and_resumed_job_gives_the_same_numbers(standin, tmp_path):
-    from targetcodec.train.osv5m import run_job
+    from targetcodec.pack import TrainingStopped
+    from targetcodec.train.osv5m import run_job, stop_after_step
 
     _, _, _, cache = standin
     whole = run_job(_job(cache, tmp_path / "a", "end_to_end-k625", [0, 1]))
     ckpt = tmp_path / "b" / "ckpt.pt"
-    assert (
-        run_job(_job(cache, tmp_path / "b", "end_to_end-k625", [0, 1], checkpoint=str(ckpt), stop_after_step=23))
-        is None
-    )
+    with stop_after_step(23), pytest.raises(TrainingStopped):
+        run_job(_job(cache, tmp_path / "b", "end_to_end-k625", [0, 1], checkpoint=str(ckpt)))
     assert ckpt.exists() and not (tmp_path / "b" / "end_to_end-k625-0.json").exists()
     log = tmp_path / "b" / "resume.log"
     resumed = run_job(_job(cache, tmp_path / "b", "end_to_end-k625", [0, 1], checkpoint=str(ckpt), log=str(log)))
@@ -291,20 +295,23 @@ def test_ddp_two_processes_equal_one_process(standin, tmp_path):
 # --------------------------------------------------------------------------- the stage through Snakemake
 @pytest.mark.slow  # runs Snakemake
 def test_the_stage_runs_end_to_end_through_snakemake(standin, tmp_path):
+    """The whole stage, its data folder given as datasets.osv5m.path; then a truncated run record
+    stops the report with a message naming it, and once deleted only its job and the report run again."""
     _, wds, _, _ = standin
     workdir = copy_workflow(tmp_path / "wf", git=False)
-    snakemake(
-        workdir,
+    (workdir / "data.yaml").write_text(f"datasets:\n  osv5m: {{path: {wds}}}\n")
+    args = [
         "--cores",
         "2",
         "--configfile",
         "presets/osv5m_standin.yaml",
+        "data.yaml",
         "--config",
         "run_datasets=[osv5m]",
-        f"osv5m_dir={wds}",
         "osv5m={seeds: 2, head: {width: 16, depth: 2, expansion: 4}, batch_size: 128, examples: 5120, "
         "warmup_steps: 10, lr: 0.003, training_resources: {gpu: 0}}",
-    )
+    ]
+    snakemake(workdir, *args)
     results = workdir / "results" / "osv5m_standin"
     for ext in ("md", "csv", "tex"):
         assert (results / "tables" / f"table2_osv5m.{ext}").stat().st_size > 0
@@ -314,12 +321,27 @@ def test_the_stage_runs_end_to_end_through_snakemake(standin, tmp_path):
             results / "figures" / f"{name}.pdf"
         ).exists()
     table = (results / "tables" / "table2_osv5m.md").read_text()
-    assert "Least-squares" in table and "End-to-end" in table and "Δ" in table
+    assert "Least-squares" in table and "End-to-end" in table and "Δ" in table and "failed" not in table
     for seed in (0, 1):
         record = json.loads((results / "osv5m/runs/end_to_end-k625" / f"seed{seed}.json").read_text())
         assert record["metrics"]["test_mae"] < record["training_mean_test_mae"]  # beats predicting the training mean
+        assert record["failed"] is False and record["code"] == "OSV5M" and record["provenance"]["wall_seconds"] > 0
     assert json.loads((results / "prepared/osv5m/summary.json").read_text())["table1"]["#num. test points"] == 150
     assert not (results / "checkpoints").exists() or not any((results / "checkpoints").rglob("*.ckpt"))
+
+    run_file = results / "osv5m/runs/least_squares/seed1.json"
+    intact = json.loads(run_file.read_text())
+    run_file.write_text(run_file.read_text()[:200])  # newer than its inputs: Snakemake would not rebuild it
+    proc = snakemake(workdir, *args, check=False)
+    assert proc.returncode != 0
+    log = (results / "logs" / "osv5m_report.log").read_text()
+    assert f"{run_file.relative_to(workdir)} is damaged or unreadable (JSONDecodeError" in log
+    assert "delete it and run the workflow again" in log
+    run_file.unlink()
+    proc = snakemake(workdir, *args)
+    counts = job_counts(proc.stdout + proc.stderr)
+    assert counts == {"osv5m_train": 1, "osv5m_report": 1, "all": 1}, counts  # that pack and the report
+    assert json.loads(run_file.read_text())["metrics"] == intact["metrics"]  # the same numbers again
 
 
 # --------------------------------------------------------------------------- StreetCLIP embeddings
@@ -378,3 +400,347 @@ def test_the_stage_needs_its_data_folder(tmp_path):
     workdir = copy_workflow(tmp_path / "wf", git=False)
     proc = snakemake(workdir, "-n", "--cores", "1", "--config", "run_datasets=[osv5m]", check=False)
     assert proc.returncode != 0 and "osv5m_dir" in proc.stdout + proc.stderr
+
+
+# --------------------------------------------------------------------------- the library's pieces
+def test_the_data_order_has_a_seed_stream_of_its_own():
+    """Seed 0's epoch-0 order is not drawn from the generator its initialisation uses (seed 0)."""
+    from targetcodec.train.osv5m import DataOrder
+
+    order = DataOrder(500, [0, 1], "cpu")
+    first = order.indices(0, 500)
+    for r, seed in enumerate((0, 1)):
+        assert not torch.equal(first[r], torch.randperm(500, generator=torch.Generator().manual_seed(seed)))
+        assert sorted(first[r].tolist()) == list(range(500))
+    assert not torch.equal(first[0], first[1]) and not torch.equal(first[0], order.indices(1, 500)[0])
+    # a resumed job's order: step 7 (epochs 1 and 2 at batch 200 of 500 rows) drawn afresh
+    assert torch.equal(DataOrder(500, [0, 1], "cpu").indices(7, 200), DataOrder(500, [0, 1], "cpu").indices(7, 200))
+    whole = DataOrder(500, [0], "cpu")
+    assert torch.equal(
+        torch.cat([whole.indices(s, 200) for s in range(8)], 1)[:, 1400:1600],
+        DataOrder(500, [0], "cpu").indices(7, 200),
+    )
+
+
+def test_host_memory_batches_equal_device_batches(standin, tmp_path):
+    """The GPU path's data placement on the CPU: data_on_device 'no' (gathered in host buffers, copied
+    per batch: pinned memory on a GPU) gives the numbers of 'yes' (the data on the device)."""
+    from targetcodec.train.osv5m import embeddings_fit_on_device, run_job
+
+    _, _, _, cache = standin
+    runs = {}
+    for mode in ("yes", "no"):
+        log = tmp_path / f"{mode}.log"
+        runs[mode] = run_job(
+            _job(cache, tmp_path / mode, "least_squares", [0], log=str(log), settings=dict(data_on_device=mode))
+        )[0]
+        assert ("host memory" in log.read_text()) == (mode == "no")
+    assert runs["yes"]["metrics"] == runs["no"]["metrics"]
+    assert embeddings_fit_on_device(10, 21) and not embeddings_fit_on_device(10, 20)  # auto: under half the free memory
+
+
+@pytest.mark.parametrize("damage", ["truncated", "empty"])
+def test_a_damaged_checkpoint_names_its_file(standin, tmp_path, damage):
+    """Loaded as the tabular stage's checkpoints are (weights only, nothing unpickled): a damaged one
+    names itself and says what to do; deleted, the job starts again."""
+    from targetcodec.pack import TrainingStopped
+    from targetcodec.train.osv5m import run_job, stop_after_step
+
+    _, _, _, cache = standin
+    ckpt = tmp_path / "ckpt.pt"
+    job = _job(cache, tmp_path, "least_squares", [0], checkpoint=str(ckpt), settings=dict(examples=128 * 6))
+    with stop_after_step(3), pytest.raises(TrainingStopped):
+        run_job(job)
+    torch.load(ckpt, weights_only=True)  # tensors, lists and numbers only
+    data = ckpt.read_bytes()
+    ckpt.write_bytes(data[: len(data) // 2] if damage == "truncated" else b"")
+    with pytest.raises(RuntimeError) as error:
+        run_job(job)
+    assert f"checkpoint {ckpt} cannot be read" in str(error.value) and "delete it to start again" in str(error.value)
+    ckpt.unlink()
+    assert np.isfinite(run_job(job)[0]["metrics"]["test_mae"])
+
+
+def test_run_records_are_the_tabular_ones(standin, tmp_path):
+    """Provenance, failed/failure and what the tables read (report.aggregate.run_row) as for a tabular run."""
+    from targetcodec.report.aggregate import run_row
+    from targetcodec.train.osv5m import run_job
+
+    _, _, _, cache = standin
+    record = run_job(_job(cache, tmp_path, "least_squares", [3]))[0]
+    assert record["failed"] is False and record["failure"] is None
+    assert record["provenance"]["pack_seeds"] == [3] and record["provenance"]["versions"]["torch"] == torch.__version__
+    assert record["hyperparameters"]["lr"] == SMALL["lr"] and record["mean_predictor_val_mae"] > 0
+    row = run_row(tmp_path / "least_squares-3.json")
+    assert row["test_mae"] == record["metrics"]["test_mae"] and row["dataset"] == "osv5m" and row["code"] == "OSV5M"
+
+
+def _report_files(folder: Path) -> dict:
+    return {
+        f"{kind}_{ext}": str(folder / f"{kind}.{ext}")
+        for kind, exts in (("table2", "md csv tex"), ("geo", "md csv tex"), ("cdf", "png pdf"), ("world", "png pdf"))
+        for ext in exts.split()
+    }
+
+
+def test_a_diverged_run_fails_and_stays_out_of_the_tables(standin, tmp_path):
+    """The tabular failure rule: a run whose learning rate blows it up (NaN, or no better than the
+    training mean) is recorded as failed with its reason, and Table 2 and the geolocation table leave
+    it out and say so."""
+    from targetcodec.report.osv5m import write_report
+    from targetcodec.train.osv5m import run_job
+
+    _, _, _, cache = standin
+    good = run_job(_job(cache, tmp_path / "ls", "least_squares", [0, 1]))
+    bad = run_job(_job(cache, tmp_path / "e2e", "end_to_end-k625", [0, 1], settings=dict(lr=1e6, warmup_steps=1)))
+    for record in bad:
+        assert record["failed"] is True, record["metrics"]["val_mae"]
+        assert record["failure"].startswith(("diverged", "best validation MAE")), record["failure"]
+    assert not any(r["failed"] for r in good)
+    runs = [str(tmp_path / "ls" / f"least_squares-{s}.json") for s in (0, 1)]
+    runs += [str(tmp_path / "e2e" / f"end_to_end-k625-{s}.json") for s in (0, 1)]
+    predictions = {
+        label: [p.replace(".json", ".npz") for p in runs if f"/{label}-" in p]
+        for label in ("least_squares", "end_to_end-k625")
+    }
+    out = _report_files(tmp_path / "report")
+    write_report(runs, predictions, out)
+    table = Path(out["table2_md"]).read_text()
+    assert "failed (0/2)" in table and "nan" not in table.lower().replace("n/a", "")
+    assert "2 run(s) failed and are left out" in table and "end_to_end-k625 seed 1 (" in table
+    geo = Path(out["geo_md"]).read_text()
+    assert "failed" in geo and "2 run(s) failed" in geo
+    ls_mae = np.mean([r["metrics"]["test_mae"] for r in good])
+    assert f"{ls_mae:.3f}" in table
+
+
+@pytest.mark.parametrize("which", ["run record", "predictions"])
+@pytest.mark.parametrize("damage", ["truncated", "empty"])
+def test_a_damaged_record_or_predictions_file_names_itself(standin, tmp_path, which, damage):
+    from targetcodec.io import DamagedFile
+    from targetcodec.report.osv5m import write_report
+    from targetcodec.train.osv5m import run_job
+
+    _, _, _, cache = standin
+    assert not run_job(_job(cache, tmp_path, "least_squares", [0]))[0]["failed"]
+    record, predictions = tmp_path / "least_squares-0.json", tmp_path / "least_squares-0.npz"
+    path = record if which == "run record" else predictions
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2] if damage == "truncated" else b"")
+    with pytest.raises(DamagedFile) as error:
+        write_report([str(record)], {"least_squares": [str(predictions)]}, _report_files(tmp_path / "report"))
+    assert str(error.value).startswith(f"{path} is damaged or unreadable (")
+    assert "delete it and run the workflow again" in str(error.value)
+
+
+# --------------------------------------------------------------------------- every key takes effect or is refused
+REPO = Path(__file__).resolve().parents[1]
+SCHEMA = REPO / "workflow" / "schemas" / "config.schema.yaml"
+STAGE_BASE = {"run_datasets": None, "datasets": {"osv5m": {"enabled": True}}, "osv5m_dir": "/data/osv5m"}
+
+# key -> (a valid other value, what base and change both add to the config for the key to matter)
+CHANGES = {
+    "osv5m.methods": (["least_squares", "soft_binning"], {}),
+    "osv5m.k": (9, {}),
+    "osv5m.seeds": (3, {}),
+    "osv5m.embeddings": ("/data/embeddings", {}),
+    "osv5m.validation": ("folder", {}),
+    "osv5m.validation_seed": (1, {}),
+    "osv5m.target_scaling": ("minmax", {}),
+    "osv5m.head.width": (64, {}),
+    "osv5m.head.depth": (3, {}),
+    "osv5m.head.expansion": (2, {}),
+    "osv5m.batch_size": (1024, {}),
+    "osv5m.examples": (1000, {}),
+    "osv5m.lr": (1e-4, {}),
+    "osv5m.warmup_steps": (10, {}),
+    "osv5m.weight_decay": (0.01, {}),
+    "osv5m.grad_clip": (2.0, {}),
+    "osv5m.precision": ("bf16", {}),
+    "osv5m.tf32": (False, {}),
+    "osv5m.data_on_device": ("no", {}),
+    "osv5m.parallel": ("ddp", {}),
+    "osv5m.pack_size": (2, {}),
+    "osv5m.ddp_processes": (2, {"osv5m": {"parallel": "ddp"}}),  # processes of a DDP job
+    "osv5m.checkpoint_every": (7, {}),
+    "osv5m.log_every": (7, {}),
+    "osv5m.eval_batch_size": (7, {}),
+    "osv5m.threads": (2, {}),
+    "osv5m.training_resources": ({"mem_mb": 1000}, {}),
+    "osv5m.embed.model": ("/models/streetclip", {}),
+    "osv5m.embed.images": ("/data/images", {}),
+    "osv5m.embed.batch_size": (8, {}),
+    "osv5m.embed.resources": ({"gpu": 0}, {}),
+    "codec.init_lambda_sigma": (2.0, {}),
+    "codec.soft_binning_lambda_sigma": (1.0, {}),
+    "codec.alpha": (1e-3, {}),
+    "codec.weight_decay": (1e-3, {}),
+    "codec.weight_decay_mode": ("l2", {}),
+    "codec.grid": ("midpoints", {}),
+    "codec.softmax_decoder_init": ("zeros", {}),
+    "codec.pretrain.steps": (10, {}),
+    "codec.pretrain.lr": (0.1, {}),
+    "codec.pretrain.batch_size": (64, {}),
+    "end_to_end.lambda_pred": (0.5, {}),
+    "end_to_end.lambda_kl": ("selected", {}),  # refused: no sweeps at this scale
+    "end_to_end.lambda_auto": (0.5, {}),
+    "end_to_end.codec_init": ("pretrained", {}),
+    "huber_delta": (0.5, {}),
+    "device": ("cpu", {}),
+    "method_modules": (["targetcodec.objectives"], {}),
+    "osv5m_dir": ("/data/elsewhere", {}),
+    "datasets.osv5m.code": ("OSV", {}),
+    "datasets.osv5m.enabled": (False, {}),
+    "datasets.osv5m.path": ("/data/other", {"osv5m_dir": None}),  # the data folder, as osv5m_dir
+}
+# keys of the schema's sections that take no effect on this stage, and why (documented at the key)
+NO_EFFECT = {
+    "codec.hard_bins": "2-D targets always take the nearest centroid",
+    "datasets.osv5m.source": "what makes the entry this stage's dataset",
+}
+
+
+def _stage_config(*layers) -> dict:
+    import copy
+
+    import yaml
+    from snakemake.utils import update_config
+
+    config = yaml.safe_load((REPO / "config.yaml").read_text())
+    for layer in (STAGE_BASE, *layers):
+        update_config(config, copy.deepcopy(layer))
+    return config
+
+
+def _nested(key: str, value) -> dict:
+    out = value
+    for part in reversed(key.split(".")):
+        out = {part: out}
+    return out
+
+
+def _read_config(config: dict):
+    """What common.smk does when it reads the config (schema, check_config), then the stage's plan;
+    ValueError with the message the run stops with."""
+    from snakemake.exceptions import WorkflowError
+    from snakemake.utils import validate
+
+    from targetcodec.config import check_config, describe_validation_error
+    from targetcodec.osv5m.settings import stage_plan
+
+    try:
+        validate(config, schema=str(SCHEMA))
+    except WorkflowError as e:
+        raise ValueError(describe_validation_error(e.__context__)) from None
+    check_config(config)
+    return stage_plan(config)
+
+
+def _schema_leaves(schema: dict, prefix: str = "") -> set[str]:
+    out = set()
+    for name, sub in schema.get("properties", {}).items():
+        if sub.get("type") == "object" and sub.get("additionalProperties") is False:
+            out |= _schema_leaves(sub, f"{prefix}{name}.")
+        else:
+            out.add(prefix + name)
+    return out
+
+
+def test_every_key_the_stage_reads_is_listed():
+    """A key added to the sections the stage reads must be added to CHANGES (or NO_EFFECT, with its reason)."""
+    import yaml
+
+    schema = yaml.safe_load(SCHEMA.read_text())
+    props = schema["properties"]
+    keys = {
+        f"{section}.{leaf}" for section in ("osv5m", "codec", "end_to_end") for leaf in _schema_leaves(props[section])
+    }
+    keys |= {"huber_delta", "device", "method_modules", "osv5m_dir"}
+    rule = next(
+        r for r in schema["$defs"]["dataset"]["allOf"] if r["if"]["properties"]["source"].get("const") == "osv5m"
+    )
+    keys |= {f"datasets.osv5m.{k}" for k in rule["then"]["propertyNames"]["enum"]}
+    assert keys == set(CHANGES) | set(NO_EFFECT)
+
+
+@pytest.mark.parametrize("key", sorted(CHANGES))
+def test_every_key_changes_the_stage_or_is_refused_by_name(key):
+    value, context = CHANGES[key]
+    base = _read_config(_stage_config(context))
+    try:
+        changed = _read_config(_stage_config(context, _nested(key, value)))
+    except ValueError as e:
+        assert f"'{key}'" in str(e), str(e)
+        return
+    assert changed != base, f"config key {key!r} changes nothing the stage reads"
+
+
+def test_keys_that_mean_nothing_here_say_so_or_are_refused():
+    import yaml
+
+    schema = yaml.safe_load(SCHEMA.read_text())
+    assert (
+        "2-D targets (the osv5m stage) always take the nearest centroid"
+        in (schema["properties"]["codec"]["properties"]["hard_bins"]["description"])
+    )
+    assert "2-D ones (synthetic_2d, osv5m) always take the nearest centroid" in (REPO / "config.yaml").read_text()
+    assert _read_config(_stage_config({"codec": {"hard_bins": "nearest"}})) == _read_config(_stage_config())
+    with pytest.raises(ValueError, match="'datasets.osv5m.model': not a key of a dataset of source osv5m"):
+        _read_config(_stage_config({"datasets": {"osv5m": {"model": "mlp"}}}))
+    with pytest.raises(ValueError, match="'osv5m_dir' .* and 'datasets.osv5m.path' .* name different data folders"):
+        _read_config(_stage_config({"datasets": {"osv5m": {"path": "/data/other"}}}))
+    assert _read_config(_stage_config({"datasets": {"osv5m": {"path": "/data/osv5m"}}})).root == "/data/osv5m"
+    with pytest.raises(
+        ValueError, match=r"'osv5m.methods\[1\]': unknown method 'end_to_emd' \(did you mean 'end_to_end'"
+    ):
+        _read_config(_stage_config({"osv5m": {"methods": ["least_squares", "end_to_emd"]}}))
+
+
+def _plan_job(cache, out: Path, label: str, *layers) -> dict:
+    """A job as the workflow writes it (StagePlan.job) from config.yaml, a small head and ``layers``, run."""
+    from targetcodec.train.osv5m import Job, run_job
+
+    small = {
+        "osv5m": {
+            "head": {"width": 16, "depth": 2, "expansion": 4},
+            "batch_size": 128,
+            "examples": 128 * 4,
+            "warmup_steps": 2,
+            "lr": 3e-3,
+            "eval_batch_size": 512,
+        },
+        "codec": {"pretrain": {"steps": 20}},
+    }
+    plan = _read_config(_stage_config(small, *layers))
+    job = plan.job(
+        label,
+        [0],
+        cache=str(cache),
+        outputs=[str(out / f"{label}.json")],
+        predictions=[str(out / f"{label}.npz")],
+        log=str(out / f"{label}.log"),
+    )
+    return run_job(Job(**json.loads(json.dumps(job))))[0]
+
+
+@pytest.mark.parametrize(
+    "label, key, value",
+    [
+        ("softmax_least_squares-k9", "codec.softmax_decoder_init", "zeros"),
+        ("end_to_end-k9", "end_to_end.codec_init", "pretrained"),
+        ("trained_codec-k9", "codec.weight_decay_mode", "l2"),
+        ("hard_binning-k9", "codec.hard_bins", "nearest"),
+    ],
+)
+def test_method_settings_take_effect_on_the_results(standin, tmp_path, label, key, value):
+    """The keys the stage's own settings mapping used to drop change the numbers; codec.hard_bins
+    does not (2-D targets always take the nearest centroid), as its documentation says."""
+    _, _, _, cache = standin
+    before = _plan_job(cache, tmp_path / "before", label, {"codec": {"weight_decay": 0.1}})
+    after = _plan_job(cache, tmp_path / "after", label, {"codec": {"weight_decay": 0.1}}, _nested(key, value))
+    if key == "codec.hard_bins":
+        assert after["metrics"] == before["metrics"]
+    else:
+        assert after["metrics"]["test_mae"] != before["metrics"]["test_mae"], key
+    if key == "end_to_end.codec_init":
+        assert "pre-trained codec" in (tmp_path / "after" / f"{label}.log").read_text()

@@ -1,9 +1,9 @@
 """The OpenStreetView-5M training job (section 4 "Larger-scale Experiment", Table 2, Appendix C).
 
-The adaLN head (``targetcodec.heads``) on cached StreetCLIP embeddings, trained for a fixed number of
-examples (Appendix C: batch 32,768 until 100M examples are seen, the learning rate warmed up
-linearly over 500 steps to 5e-5, then cosine decay), AdamW with weight decay 0.05, unit gradient
-clipping. Two ways to use several devices:
+The adaLN head (``targetcodec.osv5m.heads``) on cached StreetCLIP embeddings, trained for a fixed
+number of examples (Appendix C: batch 32,768 until 100M examples are seen, the learning rate warmed
+up linearly over 500 steps to 5e-5, then cosine decay: ``optim.learning_rate_factor``), AdamW with
+weight decay 0.05, unit gradient clipping. Two ways to use several devices:
 
 - *pack* (default): several seeds as one batched model (``PackedAdaLNHead``) on one device;
 - *DDP*: one model (one or several seeds) over the processes ``torchrun`` starts, each taking an equal
@@ -13,14 +13,20 @@ clipping. Two ways to use several devices:
 Every step stays on the device (no host synchronisation: the learning rate is a Python number, the
 batch indices come from a permutation kept on the device, clipping is tensor arithmetic); the host
 waits only when logging, checkpointing and evaluating. Data order is a function of (seed, step), so
-a job killed at any point resumes from its last checkpoint and ends with the same numbers.
+a job killed at any point resumes from its last checkpoint (``OSVState``, a ``pack.Checkpoint``) and
+ends with the same numbers. The library's pieces do the rest, as for the tabular stage: the method
+settings (``MethodSettings``), the run records (``train.records``) and the failure rule
+(``train.failures``: a run without a finite validation MAE, or no better than predicting the
+training mean, is recorded as failed and left out of the tables).
 
 Run as ``python -m targetcodec.train.osv5m JOB.json`` or ``torchrun --nproc_per_node N -m
-targetcodec.train.osv5m JOB.json`` (the workflow's rule does this); JOB.json holds ``job_spec``'s fields.
+targetcodec.train.osv5m JOB.json`` (the workflow's rule does this); JOB.json holds ``Job``'s fields.
 """
 
 from __future__ import annotations
 
+import contextlib
+import datetime as dt
 import json
 import math
 import os
@@ -32,93 +38,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
-ORDER_SEED_STRIDE = 1_000_003
+from ..osv5m.settings import OSVSettings
+from ..pack import Checkpoint, TrainingStopped
+from ..specs import MethodSettings
 
-
-@dataclass(frozen=True)
-class OSVSettings:
-    """Settings of the OSV5M stage (config key ``osv5m``); see config.yaml for which are the paper's."""
-
-    width: int = 512
-    depth: int = 12
-    expansion: int = 4
-    batch_size: int = 32768
-    examples: int = 100_000_000
-    lr: float = 5e-5
-    warmup_steps: int = 500
-    weight_decay: float = 0.05
-    codec_weight_decay: float = 1e-4
-    grad_clip: float = 1.0
-    precision: str = "fp32"  # or "bf16": autocast of the head's matrix products
-    tf32: bool = True
-    target_scaling: str = "fixed"
-    data_on_device: str = "auto"  # auto, yes (device), no (pinned host memory + asynchronous copies)
-    checkpoint_every: int = 100
-    log_every: int = 50
-    eval_batch_size: int = 8192
-    lambda_kl: float = 0.068
-    lambda_auto: float = 1.0
-    lambda_pred: float = 1.0
-    alpha: float = 1e-6
-    init_lambda_sigma: float = 1.0
-    grid: str = "endpoints"  # the 25 x 25 grid's placement, as the 1-D grid's (config key codec.grid)
-    soft_binning_lambda_sigma: float = 0.5
-    huber_delta: float = 1.0
-    codec_pretrain_steps: int = 2000  # trained-codec method: eq. (7) on up to 100,000 training targets
-    codec_pretrain_lr: float = 1e-2
-
-    @property
-    def total_steps(self) -> int:
-        """Steps until ``examples`` training examples are seen: ceil(100M / 32,768) = 3,052 (Appendix C)."""
-        return math.ceil(self.examples / self.batch_size)
-
-    @classmethod
-    def from_config(cls, config: dict) -> OSVSettings:
-        o = config["osv5m"]
-        head = o["head"]
-        e2e = config["end_to_end"]
-        return cls(
-            width=head["width"],
-            depth=head["depth"],
-            expansion=head["expansion"],
-            **{
-                k: o[k]
-                for k in (
-                    "batch_size",
-                    "examples",
-                    "lr",
-                    "warmup_steps",
-                    "weight_decay",
-                    "grad_clip",
-                    "precision",
-                    "tf32",
-                    "target_scaling",
-                    "data_on_device",
-                    "checkpoint_every",
-                    "log_every",
-                    "eval_batch_size",
-                )
-            },
-            codec_weight_decay=config["codec"]["weight_decay"],
-            lambda_kl=_number(e2e["lambda_kl"], "end_to_end.lambda_kl"),
-            lambda_auto=_number(e2e["lambda_auto"], "end_to_end.lambda_auto"),
-            lambda_pred=e2e["lambda_pred"],
-            alpha=config["codec"]["alpha"],
-            init_lambda_sigma=config["codec"]["init_lambda_sigma"],
-            grid=config["codec"]["grid"],
-            soft_binning_lambda_sigma=config["codec"]["soft_binning_lambda_sigma"],
-            huber_delta=config["huber_delta"],
-            codec_pretrain_steps=config["codec"]["pretrain"]["steps"],
-            codec_pretrain_lr=config["codec"]["pretrain"]["lr"],
-        )
-
-
-def _number(value, key):
-    if value == "selected":
-        raise ValueError(
-            f"config key '{key}': 'selected' is not available in the osv5m stage (no sweeps at this scale); give a number"
-        )
-    return float(value)
+# The data order of a run comes from a generator of its own, seeded with seed + ORDER_SEED_OFFSET,
+# apart from its initialisation's (the generator of the seed itself), as the tabular pack keeps its
+# dropout apart with DROPOUT_SEED_OFFSET (the same offset: seeds are far below it).
+ORDER_SEED_OFFSET = 1_000_003
+CODEC_SAMPLE = 100_000  # training targets for the k-means++ initialisation and eq. (7)'s pre-training
 
 
 def parse_label(label: str):
@@ -130,41 +58,32 @@ def parse_label(label: str):
     return METHODS[c.method], c.k
 
 
-def warmup_cosine(step: int, warmup_steps: int, total_steps: int) -> float:
-    """Appendix C: linear warm-up over ``warmup_steps`` to the maximum, then cosine decay to 0 at the last step."""
-    if step < warmup_steps:
-        return (step + 1) / warmup_steps
-    progress = (step - warmup_steps) / max(1, total_steps - warmup_steps)
-    return 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
-
-
 # ----------------------------------------------------------------------------------- data order
 class DataOrder:
-    """Each run's stream of training rows: epoch e is a permutation drawn from (seed, e); step t takes
-    positions [t B, (t + 1) B) of the concatenated epochs. Kept on the data's device."""
+    """Each run's stream of training rows: epoch e is the (e + 1)-th permutation its order generator
+    (seed + ORDER_SEED_OFFSET) draws; step t takes positions [t B, (t + 1) B) of the concatenated
+    epochs. Kept on the data's device; a resumed job draws the epochs before its first step again."""
 
     def __init__(self, n: int, seeds: list[int], device):
-        self.n, self.seeds, self.device = n, seeds, device
-        self._epoch, self._perms = None, None
+        self.n, self.device = n, device
+        self.generators = [torch.Generator().manual_seed(s + ORDER_SEED_OFFSET) for s in seeds]
+        self._perms: dict[int, torch.Tensor] = {}
+        self._drawn = 0  # epochs drawn so far
 
-    def _perm(self, epoch: int) -> torch.Tensor:
-        return torch.stack(
-            [
-                torch.randperm(self.n, generator=torch.Generator().manual_seed(s * ORDER_SEED_STRIDE + epoch))
-                for s in self.seeds
-            ]
-        ).to(self.device)
+    def _draw_until(self, epoch: int, keep_from: int) -> None:
+        while self._drawn <= epoch:
+            perm = torch.stack([torch.randperm(self.n, generator=g) for g in self.generators])
+            if self._drawn >= keep_from:
+                self._perms[self._drawn] = perm.to(self.device)
+            self._drawn += 1
+        for e in [e for e in self._perms if e < keep_from]:
+            del self._perms[e]
 
     def indices(self, step: int, batch: int) -> torch.Tensor:
         """[R, batch] rows of step ``step``."""
         start = step * batch
         first, last = start // self.n, (start + batch - 1) // self.n
-        if self._epoch != first:
-            self._perms = {e: self._perm(e) for e in range(first, last + 1)}
-            self._epoch = first
-        for e in range(first, last + 1):
-            if e not in self._perms:
-                self._perms[e] = self._perm(e)
+        self._draw_until(last, keep_from=first)
         parts, pos = [], start
         while pos < start + batch:
             e, offset = divmod(pos, self.n)
@@ -174,26 +93,44 @@ class DataOrder:
         return parts[0] if len(parts) == 1 else torch.cat(parts, dim=1)
 
 
+def embeddings_fit_on_device(nbytes: int, free_bytes: int) -> bool:
+    """``data_on_device: auto`` on a GPU: the training embeddings go to the GPU when they take under
+    half of its free memory (ours: the rest is for the head, its activations and the optimiser)."""
+    return nbytes < 0.5 * free_bytes
+
+
 class Batches:
     """Embedding rows of a batch on the training device: gathered on the device when the training data
-    live there, else gathered in pinned host memory and copied asynchronously (double-buffered)."""
+    live there, else gathered in host memory (pinned on a GPU) and copied asynchronously, double-buffered.
+    On the CPU, ``data_on_device: no`` takes the host path too (the same arithmetic, without pinning)."""
 
     def __init__(self, embeddings: np.ndarray, device: torch.device, mode: str, log=print):
         self.device = device
         host = torch.from_numpy(np.ascontiguousarray(embeddings))
-        on_device = device.type != "cpu" and (mode == "yes" or (mode == "auto" and _fits(host, device)))
-        if device.type == "cpu" or on_device:
-            self.data, self.pinned = host.to(device), False
+        nbytes = host.numel() * host.element_size()
+        self.on_device = mode == "yes" or (
+            mode == "auto"
+            and (device.type == "cpu" or embeddings_fit_on_device(nbytes, torch.cuda.mem_get_info(device)[0]))
+        )
+        self.pinned = not self.on_device and device.type == "cuda"
+        if self.on_device:
+            self.data = host.to(device)
             log(f"training embeddings on {device}: {host.shape[0]:,} x {host.shape[1]} {host.dtype}")
         else:
-            self.data, self.pinned = host.pin_memory(), True
+            self.data = host.pin_memory() if self.pinned else host
             self._buffers, self._events, self._turn = [None, None], [None, None], 0
             log(
-                f"training embeddings in pinned host memory ({host.numel() * host.element_size() / 2**30:.1f} GiB), asynchronous copies"
+                f"training embeddings in {'pinned ' if self.pinned else ''}host memory ({nbytes / 2**30:.1f} GiB), "
+                f"gathered per batch and copied to {device}"
             )
 
+    @property
+    def order_device(self):
+        """Where the batch indices live: with the data."""
+        return self.data.device
+
     def get(self, idx: torch.Tensor) -> torch.Tensor:
-        if not self.pinned:
+        if self.on_device:
             return self.data[idx]
         i = self._turn
         self._turn = 1 - i
@@ -201,17 +138,34 @@ class Batches:
             self._events[i].synchronize()  # the copy out of this buffer two batches ago
         flat = idx.reshape(-1).cpu()
         if self._buffers[i] is None or self._buffers[i].shape[0] != flat.shape[0]:
-            self._buffers[i] = torch.empty((flat.shape[0], self.data.shape[1]), dtype=self.data.dtype).pin_memory()
+            buffer = torch.empty((flat.shape[0], self.data.shape[1]), dtype=self.data.dtype)
+            self._buffers[i] = buffer.pin_memory() if self.pinned else buffer
         torch.index_select(self.data, 0, flat, out=self._buffers[i])
-        out = self._buffers[i].to(self.device, non_blocking=True)
-        self._events[i] = torch.cuda.Event()
-        self._events[i].record()
+        out = self._buffers[i].to(self.device, non_blocking=self.pinned)
+        if self.pinned:
+            self._events[i] = torch.cuda.Event()
+            self._events[i].record()
         return out.reshape(*idx.shape, -1)
 
 
-def _fits(host: torch.Tensor, device: torch.device) -> bool:
-    free, _ = torch.cuda.mem_get_info(device)
-    return host.numel() * host.element_size() < 0.5 * free
+@dataclass
+class TrainingData:
+    """The training split as the job uses it: coordinates (degrees), targets in the [0, 1] scale on
+    the device, and the embeddings' batches."""
+
+    coordinates: np.ndarray  # [n, 2] latitude, longitude
+    y: np.ndarray  # [n, 2] scaled
+    y_device: torch.Tensor
+    batches: Batches
+
+    @classmethod
+    def load(cls, cache, s: OSVSettings, device, log) -> TrainingData:
+        from ..data.sources.osv5m import scale_targets
+
+        coordinates = cache.coordinates("train")
+        y = scale_targets(coordinates, s.target_scaling, coordinates)
+        batches = Batches(cache.embeddings("train"), device, s.data_on_device, log)
+        return cls(coordinates, y, torch.as_tensor(y, dtype=torch.float32, device=device), batches)
 
 
 # ----------------------------------------------------------------------------------- the model
@@ -227,221 +181,327 @@ class OSVModel(torch.nn.Module):
         return self.head(e)
 
 
-def make_codec(method, k: int | None, y_train: np.ndarray, s: OSVSettings, seed: int = 0, log=print):
+def make_codec(
+    method, k: int | None, y_train: np.ndarray, s: OSVSettings, settings: MethodSettings, seed: int = 0, log=print
+):
     """The codec a method starts from. Square k (625 = 25 x 25): the uniform grid over the unit square
-    (section 4); other k: the k-means++ initialisation of section 3.3 on up to 100,000 training targets;
-    the trained-codec method pre-trains it (eq. 7) on them first."""
+    (section 4) placed as ``settings.grid`` says; other k: the k-means++ initialisation of section 3.3
+    on up to 100,000 training targets. A method that needs the pre-trained codec (trained codec, or end
+    to end with ``codec_init: pretrained``) pre-trains it (eq. 7) on them first."""
     from ..codec import initial_codec, pretrain_codec, unit_square_grid_codec
 
     if not method.uses_k:
         return None
-    sample = y_train[np.random.default_rng(seed).permutation(len(y_train))[:100_000]]
+    sample = y_train[np.random.default_rng(seed).permutation(len(y_train))[:CODEC_SAMPLE]]
     g = round(math.sqrt(k))
     codec = (
-        unit_square_grid_codec(k, 2, s.init_lambda_sigma, s.grid)
+        unit_square_grid_codec(k, 2, s.init_lambda_sigma, settings.grid)
         if g * g == k
         else initial_codec(sample, k, s.init_lambda_sigma, seed)
     )
-    if method.needs_pretrained_codec(_method_settings(s)):
+    if method.needs_pretrained_codec(settings):
         codec, report = pretrain_codec(
             codec,
             sample,
-            alpha=s.alpha,
+            alpha=settings.alpha,
             steps=s.codec_pretrain_steps,
             lr=s.codec_pretrain_lr,
             weight_decay=s.codec_weight_decay,
+            weight_decay_mode=s.codec_weight_decay_mode,
+            batch_size=s.codec_pretrain_batch_size,
+            seed=seed,
             log=log,
         )
         log(f"pre-trained codec: auto-encoding error {report['final_autoencoding_error']:.3g}")
     return codec
 
 
-def _method_settings(s: OSVSettings):
-    from ..specs import MethodSettings
+def build_model(method, k, codec, seeds, cond_dim, s: OSVSettings, settings: MethodSettings, device, log) -> OSVModel:
+    """The runs' heads (each seed's initial weights from its own generator) and the codec parameters
+    the method trains, a copy per run."""
+    from ..osv5m.heads import PackedAdaLNHead, parameter_count
 
-    return MethodSettings(
-        huber_delta=s.huber_delta, soft_binning_lambda_sigma=s.soft_binning_lambda_sigma, alpha=s.alpha, grid=s.grid
+    out = method.output_size(k, 2)
+    gens = [torch.Generator().manual_seed(seed) for seed in seeds]
+    head = PackedAdaLNHead(cond_dim, out, gens, s.width, s.depth, s.expansion, torch.float32, device)
+    codec_params = {
+        name: v.to(device, torch.float32).unsqueeze(0).repeat(len(seeds), *([1] * v.dim())).contiguous()
+        for name, v in (method.trainable_codec(codec, settings).items() if codec is not None else [])
+    }
+    log(f"head: width {s.width}, depth {s.depth}, {parameter_count(head):,} parameters per run, output {out}")
+    return OSVModel(head, codec_params)
+
+
+def make_optimiser(model: OSVModel, s: OSVSettings):
+    """AdamW for the head (weight decay ``osv5m.weight_decay``, Appendix C); the trained codec
+    parameters take ``codec.weight_decay`` in ``codec.weight_decay_mode``, as in the tabular stage."""
+    from ..optim import PackedAdam
+
+    n_head, n_codec = len(list(model.head.parameters())), len(model.codec)
+    return PackedAdam(
+        list(model.parameters()),
+        [s.weight_decay] * n_head + [s.codec_weight_decay] * n_codec,
+        weight_decay_modes=["decoupled"] * n_head + [s.codec_weight_decay_mode] * n_codec,
     )
+
+
+def distributed_model(model: torch.nn.Module) -> torch.nn.Module:
+    """``model`` wrapped for DDP: its gradients averaged over the job's processes in ``backward``."""
+    from torch.nn.parallel import DistributedDataParallel
+
+    return DistributedDataParallel(model)
+
+
+@dataclass
+class OSVState(Checkpoint):
+    """Everything a job needs to continue after ``step`` steps (the data order is a function of the
+    step); saved and loaded as every ``Checkpoint`` (weights only, the fingerprint checked)."""
+
+    fingerprint: str
+    step: int
+    params: list[torch.Tensor]  # the model's parameters, head then codec
+    optimiser: dict  # PackedAdam.state_dict()
 
 
 # ----------------------------------------------------------------------------------- the job
 @dataclass
 class Job:
-    """One training job: a configuration (``least_squares``, ``end_to_end-k625``, ...) and its seeds."""
+    """One training job: a configuration (``least_squares``, ``end_to_end-k625``, ...) and its seeds.
+    The workflow writes it from ``osv5m.settings.StagePlan.job``."""
 
     cache: str
     label: str
     seeds: list[int]
-    settings: dict
-    outputs: list[str]  # one result JSON per seed
+    settings: dict  # OSVSettings fields
+    outputs: list[str]  # one run record (JSON) per seed
     predictions: list[str]  # one .npz of test predictions (degrees) per seed
+    method: dict = field(default_factory=dict)  # MethodSettings fields (their defaults where missing)
+    dataset: str = "osv5m"
+    code: str = "OSV5M"
     checkpoint: str | None = None
     log: str | None = None
     device: str = "auto"
     threads: int = 1
-    stop_after_step: int | None = None  # tests: stop there (after checkpointing) as if killed
-    extra: dict = field(default_factory=dict)
+    method_modules: list[str] = field(default_factory=list)
+    workflow_dir: str = str(Path(__file__).resolve().parents[2])  # whose git commit the records name: this code's
+
+
+_STOP_AFTER_STEP: int | None = None  # set only by stop_after_step (tests)
+
+
+@contextlib.contextmanager
+def stop_after_step(step: int):
+    """For tests of resuming: every job run in the block stops as if killed right after ``step``
+    (after checkpointing it) by raising ``pack.TrainingStopped``."""
+    global _STOP_AFTER_STEP
+    before, _STOP_AFTER_STEP = _STOP_AFTER_STEP, step
+    try:
+        yield
+    finally:
+        _STOP_AFTER_STEP = before
+
+
+@dataclass(frozen=True)
+class World:
+    """The job's processes: one, or the ones torchrun started (its environment says which)."""
+
+    size: int = 1
+    rank: int = 0
+    local_rank: int = 0
+
+    @property
+    def distributed(self) -> bool:
+        return self.size > 1
+
+    @classmethod
+    def from_environment(cls, environ=os.environ) -> World:
+        return cls(
+            int(environ.get("WORLD_SIZE", "1")), int(environ.get("RANK", "0")), int(environ.get("LOCAL_RANK", "0"))
+        )
 
 
 def run_job(job: Job) -> list[dict] | None:
-    """Train the job's seeds; write their result files and test predictions (rank 0). None if stopped."""
+    """Train the job's seeds; write their run records and test predictions (rank 0, which returns the
+    records; other ranks return None)."""
     from ..joblog import job_log
+    from ..methods import import_method_modules
 
-    distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1
-    rank = int(os.environ.get("RANK", "0"))
+    world = World.from_environment()
+    import_method_modules(job.method_modules)
     torch.set_num_threads(max(1, job.threads))
-    log_path = job.log if rank == 0 or job.log is None else f"{job.log}.rank{rank}"
+    log_path = job.log if world.rank == 0 or job.log is None else f"{job.log}.rank{world.rank}"
     if log_path is None:
-        return _train(job, print, distributed, rank)
+        return _train(job, print, world)
     with job_log(log_path) as log:
-        return _train(job, log, distributed, rank)
+        return _train(job, log, world)
 
 
-def _device(job: Job, distributed: bool) -> torch.device:
-    if job.device == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")) if distributed else 0)
-        return torch.device("cpu")
-    return torch.device(job.device)
-
-
-def _train(job: Job, log, distributed: bool, rank: int):
-    from ..data.sources.osv5m import Cache, scale_targets
-    from ..heads import PackedAdaLNHead, parameter_count
-    from ..optim import PackedAdamW, clip_grad_norm_per_run
-
-    s = OSVSettings(**job.settings)
-    method, k = parse_label(job.label)
-    device = _device(job, distributed)
-    world = 1
-    if distributed:
-        import torch.distributed as dist
-
-        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
-        world = dist.get_world_size()
-        if device.type == "cuda":
-            torch.cuda.set_device(device)
-    if s.batch_size % world:
-        raise ValueError(f"config key 'osv5m.batch_size': {s.batch_size} is not divisible by the {world} DDP processes")
-    if device.type == "cuda":
-        torch.backends.cuda.matmul.allow_tf32 = s.tf32
-        torch.backends.cudnn.allow_tf32 = s.tf32
-    log(
-        f"osv5m {job.label}, seeds {job.seeds}: device {device}, {world} process(es), "
-        f"{s.total_steps} steps of {s.batch_size} ({s.examples:,} examples)"
-    )
-
-    cache = Cache(job.cache)
-    train_coords = cache.coordinates("train")
-    y_train = scale_targets(train_coords, s.target_scaling, train_coords)
-    emb_train = cache.embeddings("train")
-    batches = Batches(emb_train, device, s.data_on_device, log)
-    del emb_train
-    dtype = torch.float32
-    y_train_t = torch.as_tensor(y_train, dtype=dtype, device=device)
-
-    codec = make_codec(method, k, y_train, s, log=log)
-    R = len(job.seeds)
-    gens = [torch.Generator().manual_seed(seed) for seed in job.seeds]
-    head = PackedAdaLNHead(
-        batches.data.shape[1], method.output_size(k, 2), gens, s.width, s.depth, s.expansion, dtype, device
-    )
-    codec_params = {
-        name: v.to(device, dtype).unsqueeze(0).repeat(R, *([1] * v.dim())).contiguous()
-        for name, v in (method.trainable_codec(codec, _method_settings(s)).items() if codec is not None else [])
-    }
-    model = OSVModel(head, codec_params)
-    log(
-        f"head: width {s.width}, depth {s.depth}, {parameter_count(head):,} parameters per run, output {method.output_size(k, 2)}"
-    )
-    fixed_decoder = (
-        method.fixed_decoder(codec).to(device, dtype)
-        if codec is not None and method.fixed_decoder(codec) is not None
-        else None
-    )
-    frozen_codec = codec if method.codec in ("hard", "gaussian", "pretrained") else None  # psi(y) per batch
-    trained = DDP(model) if distributed else model
-    params = list(model.parameters())
-    n_head = len(list(model.head.parameters()))
-    optimiser = PackedAdamW(params, [s.weight_decay] * n_head + [s.codec_weight_decay] * (len(params) - n_head))
-    hp = {
-        name: torch.full((R, 1), getattr(s, name), dtype=dtype, device=device)
-        for name in ("lambda_kl", "lambda_auto", "lambda_pred")
-    }
-    msettings = _method_settings(s)
-    order = DataOrder(len(y_train), job.seeds, batches.data.device if not batches.pinned else "cpu")
-    local = s.batch_size // world
-    lo, hi = rank * local, (rank + 1) * local
-    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=s.precision == "bf16")
-    fingerprint = repr((job.label, job.seeds, asdict(s), len(y_train), world))
-
-    first_step = 0
-    if job.checkpoint and Path(job.checkpoint).exists():
-        state = torch.load(job.checkpoint, map_location=device, weights_only=False)
-        if state["fingerprint"] != fingerprint:
-            raise RuntimeError(
-                f"checkpoint {job.checkpoint} belongs to another configuration; delete it to start again"
-            )
-        model.load_state_dict(state["model"])
-        optimiser.load_state_dict(state["optimiser"])
-        first_step = state["step"]
-        log(f"resumed from checkpoint {job.checkpoint} after step {first_step}")
-
-    start = time.perf_counter()
-    running = torch.zeros(R, dtype=dtype, device=device)
-    for step in range(first_step, s.total_steps):
-        idx = order.indices(step, s.batch_size)[:, lo:hi]
-        xb = batches.get(idx)
-        yb = y_train_t[idx.to(device)]
-        with autocast:
-            out = trained(xb).float()
-        psi = method.frozen_targets(frozen_codec, yb, msettings) if frozen_codec is not None else None
-        per_sample = method.loss(out, yb, psi, dict(model.codec), hp, msettings)
-        loss = per_sample.mean(-1)
-        loss.sum().backward()
-        grads = [p.grad for p in params]
-        clip_grad_norm_per_run(grads, s.grad_clip)
-        optimiser.step(
-            grads, torch.full((R,), s.lr * warmup_cosine(step, s.warmup_steps, s.total_steps), device=device)
-        )
-        for p in params:
-            p.grad = None
-        running += loss.detach()
-        done = step + 1
-        if done % s.log_every == 0 or done == s.total_steps:
-            seconds = time.perf_counter() - start
-            log(
-                f"step {done}/{s.total_steps}: mean training loss {running.mean().item() / s.log_every:.5g}, "
-                f"{(done - first_step) * s.batch_size / max(seconds, 1e-9):,.0f} examples/s"
-            )
-            running.zero_()
-        if (
-            job.checkpoint
-            and rank == 0
-            and (done % s.checkpoint_every == 0 or done == job.stop_after_step)
-            and done < s.total_steps
-        ):
-            _save_checkpoint(job.checkpoint, model, optimiser, done, fingerprint)
-        if job.stop_after_step is not None and done == job.stop_after_step:
-            if distributed:
-                torch.distributed.barrier()
-            return None
-
-    results = None
-    if rank == 0:
-        results = _evaluate_and_write(job, model, method, fixed_decoder, cache, train_coords, s, device, log)
-        if job.checkpoint:
-            Path(job.checkpoint).unlink(missing_ok=True)
-    if distributed:
-        torch.distributed.barrier()
-        torch.distributed.destroy_process_group()
+def _train(job: Job, log, world: World) -> list[dict] | None:
+    """The algorithm: start the processes, build the run (data, codec, head, optimiser), continue from
+    the checkpoint if there is one, take the steps, evaluate and write the records, stop."""
+    device = _start_processes(job, world, log)
+    run = _Run(job, device, world, log)
+    run.resume()
+    run.take_steps()
+    results = run.evaluate_and_write() if world.rank == 0 else None
+    _stop_processes(world)
     return results
 
 
-def DDP(model):
-    from torch.nn.parallel import DistributedDataParallel
+def _device(requested: str, world: World) -> torch.device:
+    """``auto``: the process's GPU (LOCAL_RANK under torchrun), else the CPU; else as requested."""
+    if requested == "auto":
+        return torch.device("cuda", world.local_rank) if torch.cuda.is_available() else torch.device("cpu")
+    return torch.device(requested)
 
-    return DistributedDataParallel(model)
+
+def _start_processes(job: Job, world: World, log) -> torch.device:
+    """The device of this process, and the process group of a DDP job (gloo on CPUs, NCCL on GPUs)."""
+    s = OSVSettings(**job.settings)
+    device = _device(job.device, world)
+    if world.distributed:
+        import torch.distributed as dist
+
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+        if device.type == "cuda":
+            torch.cuda.set_device(device)
+    if s.batch_size % world.size:
+        raise ValueError(
+            f"config key 'osv5m.batch_size': {s.batch_size} is not divisible by the {world.size} DDP processes"
+        )
+    torch.backends.cuda.matmul.allow_tf32 = s.tf32  # TF32 matrix products (GPUs that have them; no effect on CPUs)
+    torch.backends.cudnn.allow_tf32 = s.tf32
+    log(
+        f"osv5m {job.label}, seeds {job.seeds}: device {device}, {world.size} process(es), "
+        f"{s.total_steps} steps of {s.batch_size} ({s.examples:,} examples)"
+    )
+    return device
+
+
+def _stop_processes(world: World) -> None:
+    if world.distributed:
+        torch.distributed.barrier()
+        torch.distributed.destroy_process_group()
+
+
+class _Run:
+    """A job's runs in training: the data, codec, model, optimiser and per-run hyper-parameters."""
+
+    def __init__(self, job: Job, device: torch.device, world: World, log):
+        from ..data.sources.osv5m import Cache
+
+        self.job, self.device, self.world, self.log = job, device, world, log
+        self.s = s = OSVSettings(**job.settings)
+        self.settings = MethodSettings(**job.method)
+        self.method, self.k = parse_label(job.label)
+        self.started, self.t0 = dt.datetime.now(dt.timezone.utc), time.perf_counter()
+        self.cache = Cache(job.cache)
+        self.data = TrainingData.load(self.cache, s, device, log)
+        codec = make_codec(self.method, self.k, self.data.y, s, self.settings, log=log)
+        self.model = build_model(
+            self.method, self.k, codec, job.seeds, self.data.batches.data.shape[1], s, self.settings, device, log
+        )
+        decoder = self.method.fixed_decoder(codec) if codec is not None else None
+        self.fixed_decoder = decoder.to(device, torch.float32) if decoder is not None else None
+        frozen = self.method.codec in ("hard", "gaussian", "pretrained")
+        self.frozen_codec = codec if frozen else None  # psi(y) computed per batch
+        self.trained = distributed_model(self.model) if world.distributed else self.model
+        self.params = list(self.model.parameters())
+        self.optimiser = make_optimiser(self.model, s)
+        self.hp = {
+            name: torch.full((len(job.seeds), 1), getattr(s, name), device=device)
+            for name in ("lambda_kl", "lambda_auto", "lambda_pred")
+        }
+        self.order = DataOrder(len(self.data.y), job.seeds, self.data.batches.order_device)
+        local = s.batch_size // world.size
+        self.rows = slice(world.rank * local, (world.rank + 1) * local)  # this process's part of a batch
+        self.autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=s.precision == "bf16")
+        self.fingerprint = repr(
+            (job.label, job.seeds, asdict(s.computed()), asdict(self.settings), len(self.data.y), world.size)
+        )
+        self.first_step = 0
+
+    def resume(self) -> None:
+        """Continue from the job's checkpoint, if it has one (of these settings: else an error naming it)."""
+        path = self.job.checkpoint
+        if not path or not Path(path).exists():
+            return
+        state = OSVState.load(path, self.device, self.fingerprint)
+        with torch.no_grad():
+            for p, saved in zip(self.params, state.params, strict=True):
+                p.copy_(saved)
+        self.optimiser.load_state_dict(state.optimiser)
+        self.first_step = int(state.step)
+        self.log(f"resumed from checkpoint {path} after step {self.first_step}")
+
+    def learning_rate(self, step: int) -> torch.Tensor:
+        """Every run's learning rate at ``step``: Appendix C's warm-up over ``warmup_steps`` to ``lr``,
+        then cosine decay to 0 (``optim.learning_rate_factor``, the tabular stage's schedule)."""
+        from ..optim import learning_rate_factor
+
+        factor = learning_rate_factor(step, self.s.total_steps, "cosine", self.s.warmup_fraction)
+        return torch.full((len(self.job.seeds),), self.s.lr * factor, device=self.device)
+
+    def step(self, step: int) -> torch.Tensor:
+        """One optimiser step on this process's part of global batch ``step``; the runs' losses [R]."""
+        from ..optim import clip_grad_norm_per_run
+
+        idx = self.order.indices(step, self.s.batch_size)[:, self.rows]
+        xb = self.data.batches.get(idx)
+        yb = self.data.y_device[idx.to(self.device)]
+        with self.autocast:
+            out = self.trained(xb).float()
+        psi = (
+            self.method.frozen_targets(self.frozen_codec, yb, self.settings) if self.frozen_codec is not None else None
+        )
+        loss = self.method.loss(out, yb, psi, dict(self.model.codec), self.hp, self.settings).mean(-1)
+        loss.sum().backward()
+        grads = [p.grad for p in self.params]
+        clip_grad_norm_per_run(grads, self.s.grad_clip)
+        self.optimiser.step(grads, self.learning_rate(step))
+        for p in self.params:
+            p.grad = None
+        return loss.detach()
+
+    def take_steps(self) -> None:
+        """The steps from the first not yet taken to the last, with progress lines and checkpoints."""
+        s, job = self.s, self.job
+        start = time.perf_counter()
+        running = torch.zeros(len(job.seeds), device=self.device)
+        for step in range(self.first_step, s.total_steps):
+            running += self.step(step)
+            done = step + 1
+            if done % s.log_every == 0 or done == s.total_steps:
+                seconds = time.perf_counter() - start
+                self.log(
+                    f"step {done}/{s.total_steps}: mean training loss {running.mean().item() / s.log_every:.5g}, "
+                    f"{(done - self.first_step) * s.batch_size / max(seconds, 1e-9):,.0f} examples/s"
+                )
+                running.zero_()
+            stopping = done == _STOP_AFTER_STEP
+            if job.checkpoint and self.world.rank == 0 and (done % s.checkpoint_every == 0 or stopping):
+                if done < s.total_steps:
+                    self.state(done).save(job.checkpoint)
+            if stopping:
+                if self.world.distributed:
+                    torch.distributed.barrier()
+                raise TrainingStopped(f"stopped after step {done} (stop_after_step)")
+
+    def state(self, step: int) -> OSVState:
+        return OSVState(
+            fingerprint=self.fingerprint,
+            step=step,
+            params=[p.detach().clone() for p in self.params],
+            optimiser=self.optimiser.state_dict(),
+        )
+
+    def evaluate_and_write(self) -> list[dict]:
+        """Every run's metrics on validation and test, whether it failed, its run record and its test
+        predictions; the checkpoint is deleted once they are written."""
+        records = _evaluate_and_write(self)
+        if self.job.checkpoint:
+            Path(self.job.checkpoint).unlink(missing_ok=True)
+        return records
 
 
 @torch.no_grad()
@@ -455,21 +515,27 @@ def predict(model: OSVModel, method, fixed_decoder, embeddings: np.ndarray, batc
     return torch.cat(outs, dim=1).double().numpy()
 
 
-def _evaluate_and_write(job, model, method, fixed_decoder, cache, train_coords, s, device, log):
+def _evaluate_and_write(run: _Run) -> list[dict]:
     from ..data.sources.osv5m import scale_targets, unscale_targets
-    from ..geo import geolocation_metrics
-    from ..io import atomic_path, atomic_write_json
+    from ..io import atomic_save_npz
     from ..metrics import regression_metrics
+    from ..osv5m.geo import geolocation_metrics
+    from ..specs import RunResult, RunSpec
+    from .failures import check_finished_run, failure_of, mean_predictor_val_mae
+    from .records import provenance, run_record, write_run
+    from .settings import Configuration
 
-    model.eval()
+    job, s, cache, log = run.job, run.s, run.cache, run.log
+    train_coords, y_train = run.data.coordinates, run.data.y
+    run.model.eval()
     metrics = [dict() for _ in job.seeds]
-    test_pred = None
+    scaled, test_pred = {}, None
     for split in ("val", "test"):
         coords = cache.coordinates(split)
         if len(coords) == 0:
             continue
-        z = predict(model, method, fixed_decoder, cache.embeddings(split), s.eval_batch_size, device)
-        y = scale_targets(coords, s.target_scaling, train_coords)
+        z = predict(run.model, run.method, run.fixed_decoder, cache.embeddings(split), s.eval_batch_size, run.device)
+        scaled[split] = y = scale_targets(coords, s.target_scaling, train_coords)
         reg = regression_metrics(torch.as_tensor(y), torch.as_tensor(z), f"{split}_")
         latlon = unscale_targets(np.clip(z, 0, 1), s.target_scaling, train_coords)
         for r in range(len(job.seeds)):
@@ -477,48 +543,51 @@ def _evaluate_and_write(job, model, method, fixed_decoder, cache, train_coords, 
             metrics[r].update(geolocation_metrics(coords, latlon[r], f"{split}_"))
         if split == "test":
             test_pred = latlon
-    mean_train = scale_targets(train_coords, s.target_scaling, train_coords).mean(0)
-    test_y = scale_targets(cache.coordinates("test"), s.target_scaling, train_coords)
-    baseline = float(np.abs(test_y - mean_train).mean())
-    results = []
+    # the failure rule of the tabular stage (train/failures.py), on the validation split (the test
+    # split where preparation left no validation rows)
+    judged = "val" if "val" in scaled else "test"
+    bound = mean_predictor_val_mae(y_train, scaled[judged])
+    baseline = mean_predictor_val_mae(y_train, scaled["test"])
+    wall = time.perf_counter() - run.t0
+    prov = provenance(run.device, wall, list(job.seeds), run.started, job.workflow_dir)
+    prov["processes"] = run.world.size
+    configuration = Configuration.parse(job.label)
+    epochs = math.ceil(s.total_steps * s.batch_size / len(y_train))  # passes over the training rows
+    truth = cache.coordinates("test").astype(np.float32)
+    records = []
     for r, seed in enumerate(job.seeds):
-        record = {
-            "dataset": "osv5m",
-            "configuration": job.label,
-            "method": method.name,
-            "seed": seed,
-            "metrics": metrics[r],
-            "training_mean_test_mae": baseline,
-            "settings": asdict(OSVSettings(**job.settings)),
-            "steps": s.total_steps,
-        }
-        atomic_write_json(job.outputs[r], record)
-        with atomic_path(job.predictions[r]) as tmp:
-            with open(tmp, "wb") as f:
-                np.savez(
-                    f, prediction=test_pred[r].astype(np.float32), truth=cache.coordinates("test").astype(np.float32)
-                )
+        failure = failure_of(metrics[r][f"{judged}_mae"], bound)
+        check_finished_run(metrics[r], failure, f"osv5m {job.label}, seed {seed}")
+        result = RunResult(
+            spec=RunSpec(
+                seed=seed, lr=s.lr, lambda_kl=s.lambda_kl, lambda_auto=s.lambda_auto, lambda_pred=s.lambda_pred
+            ),
+            metrics=metrics[r],
+            epochs_trained=epochs,
+            best_epoch=epochs
+            if math.isfinite(metrics[r][f"{judged}_mae"])
+            else 0,  # the last weights: no early stopping
+            val_mae_history=[metrics[r][f"{judged}_mae"]],
+        )
+        record = run_record(
+            result,
+            dataset=job.dataset,
+            code=job.code,
+            configuration=configuration,
+            settings={"osv5m": asdict(s), "method": asdict(run.settings), "device_requested": job.device},
+            provenance=prov,
+            failure=failure,
+            mean_predictor_val_mae=bound,
+        ) | {"steps": s.total_steps, "examples": s.examples, "training_mean_test_mae": baseline}
+        write_run(job.outputs[r], record)
+        atomic_save_npz(job.predictions[r], prediction=test_pred[r].astype(np.float32), truth=truth)
         log(
             f"seed {seed}: test MAE {metrics[r]['test_mae']:.4f} (training mean {baseline:.4f}), "
             f"median error {metrics[r]['test_median_km']:,.0f} km, GeoScore {metrics[r]['test_geoscore']:,.0f}"
+            + (f", FAILED: {failure}" if failure else "")
         )
-        results.append(record)
-    return results
-
-
-def _save_checkpoint(path, model, optimiser, step, fingerprint):
-    from ..io import atomic_path
-
-    with atomic_path(path) as tmp:
-        torch.save(
-            {
-                "model": model.state_dict(),
-                "optimiser": optimiser.state_dict(),
-                "step": step,
-                "fingerprint": fingerprint,
-            },
-            tmp,
-        )
+        records.append(record)
+    return records
 
 
 def main(argv=None) -> None:

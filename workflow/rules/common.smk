@@ -301,40 +301,31 @@ import shlex
 import sys
 
 from targetcodec.data.sources.osv5m import CACHE_FILES
-from targetcodec.train.settings import Configuration
+from targetcodec.osv5m.settings import stage_plan
 
-OSV = config["osv5m"]
-OSV_KEYS = [
-    key
-    for key in (config["run_datasets"] or [k for k, s in config["datasets"].items() if s.get("enabled", True)])
-    if config["datasets"][key].get("source") == "osv5m"
-]
-if len(OSV_KEYS) > 1:
-    raise WorkflowError(
-        f"Invalid configuration: config key 'run_datasets': only one osv5m dataset per run ({', '.join(OSV_KEYS)})"
-    )
-OSV_SEEDS = list(range(OSV["seeds"])) if isinstance(OSV["seeds"], int) else list(OSV["seeds"])
-OSV_LABELS = [c.label for c in configurations(OSV["methods"], [OSV["k"]])]
+try:
+    OSV_PLAN = stage_plan(config)  # None when no osv5m dataset is in the run
+except ValueError as e:
+    raise WorkflowError(f"Invalid configuration: {e}") from None
+OSV_KEYS = [OSV_PLAN.dataset] if OSV_PLAN else []
+OSV_SEEDS = OSV_PLAN.seeds if OSV_PLAN else []
+OSV_LABELS = OSV_PLAN.labels if OSV_PLAN else []
+OSV_PACKS = OSV_PLAN.packs if OSV_PLAN else []
 OSV_CACHE = f"{RESULTS}/prepared/osv5m"
-if OSV["parallel"] == "ddp":
-    OSV_PACKS = [[seed] for seed in OSV_SEEDS]
-else:
-    OSV_PACKS = seed_packs(OSV_SEEDS, OSV["pack_size"])
 
 
 def osv5m_root():
-    key = OSV_KEYS[0]
-    root = config.get("osv5m_dir") or config["datasets"][key].get("path")
-    if not root:
+    if not OSV_PLAN.root:
+        key = OSV_PLAN.dataset
         raise WorkflowError(
             f"Invalid configuration: dataset {key!r} needs its data folder: config key 'osv5m_dir' "
             f"(--config osv5m_dir=/path) or 'datasets.{key}.path'"
         )
-    return root
+    return OSV_PLAN.root
 
 
-OSV_IMAGES = OSV["embed"].get("images")
-OSV_EMBEDDINGS = f"{RESULTS}/osv5m/embeddings" if OSV_IMAGES else OSV["embeddings"]
+OSV_IMAGES = OSV_PLAN.images if OSV_PLAN else None
+OSV_EMBEDDINGS = f"{RESULTS}/osv5m/embeddings" if OSV_IMAGES else (OSV_PLAN.embeddings if OSV_PLAN else None)
 
 
 def osv5m_inputs():
@@ -360,10 +351,3 @@ def osv5m_outputs():
         )
         + [f"{OSV_CACHE}/summary.json"]
     )
-
-
-def osv5m_job_settings():
-    from dataclasses import asdict
-    from targetcodec.train.osv5m import OSVSettings
-
-    return asdict(OSVSettings.from_config(config))

@@ -25,9 +25,9 @@ if OSV_KEYS:
         params:
             root=osv5m_root(),
             embeddings=OSV_EMBEDDINGS,
-            validation=OSV["validation"],
-            validation_seed=OSV["validation_seed"],
-            max_bad_fraction=OSV["max_bad_fraction"],
+            validation=OSV_PLAN.validation,
+            validation_seed=OSV_PLAN.validation_seed,
+            max_bad_fraction=OSV_PLAN.max_bad_fraction,
             cache=OSV_CACHE,
         script:
             "../scripts/osv5m_prepare.py"
@@ -51,31 +51,21 @@ if OSV_KEYS:
                 f"{RESULTS}/benchmarks/train/osv5m/{{configuration}}/{osv_pack_name}.tsv"
             conda:
                 "../../envs/train.yaml"
-            threads: OSV["threads"] * (OSV["ddp_processes"] if OSV["parallel"] == "ddp" else 1)
+            threads: OSV_PLAN.threads * OSV_PLAN.processes
             resources:
-                **(
-                    OSV["training_resources"]
-                    | (
-                        {"gpu": OSV["ddp_processes"]}
-                        if OSV["parallel"] == "ddp" and OSV["training_resources"].get("gpu", 1)
-                        else {}
-                    )
-                ),
+                **OSV_PLAN.training_resources,
             params:
                 job=lambda wc, output, threads, pack=osv_pack, name=osv_pack_name: shlex.quote(
                     json.dumps(
-                        {
-                            "cache": OSV_CACHE,
-                            "label": wc.configuration,
-                            "seeds": pack,
-                            "settings": osv5m_job_settings(),
-                            "outputs": list(output.runs),
-                            "predictions": list(output.predictions),
-                            "checkpoint": f"{RESULTS}/checkpoints/osv5m/{wc.configuration}/{name}.ckpt",
-                            "log": f"{RESULTS}/logs/train/osv5m/{wc.configuration}/{name}.log",
-                            "device": config["device"],
-                            "threads": OSV["threads"],
-                        }
+                        OSV_PLAN.job(
+                            wc.configuration,
+                            pack,
+                            cache=OSV_CACHE,
+                            outputs=list(output.runs),
+                            predictions=list(output.predictions),
+                            checkpoint=f"{RESULTS}/checkpoints/osv5m/{wc.configuration}/{name}.ckpt",
+                            log=f"{RESULTS}/logs/train/osv5m/{wc.configuration}/{name}.log",
+                        )
                     )
                 ),
                 # the job's GPUs from the local pool (profiles/local-gpu), claimed before torchrun starts
@@ -84,12 +74,12 @@ if OSV_KEYS:
                     f"{shlex.quote(sys.executable)} -m targetcodec.train.devices {resources.get('gpu', 0)} --"
                 ),
                 launcher=(
-                    f"{shlex.quote(sys.executable)} -m torch.distributed.run --standalone --nproc_per_node {OSV['ddp_processes']}"
-                    if OSV["parallel"] == "ddp"
+                    f"{shlex.quote(sys.executable)} -m torch.distributed.run --standalone --nproc_per_node {OSV_PLAN.processes}"
+                    if OSV_PLAN.ddp
                     else shlex.quote(sys.executable)
                 ),
             shell:
-                "OMP_NUM_THREADS={OSV[threads]} {params.claim} {params.launcher} -m targetcodec.train.osv5m {params.job}"
+                "OMP_NUM_THREADS={OSV_PLAN.threads} {params.claim} {params.launcher} -m targetcodec.train.osv5m {params.job}"
 
     if OSV_IMAGES:
 
@@ -107,14 +97,14 @@ if OSV_KEYS:
                 split="train|test|val",
             conda:
                 "../../envs/train.yaml"
-            threads: OSV["threads"]
+            threads: OSV_PLAN.threads
             resources:
-                **OSV["embed"]["resources"],
+                **OSV_PLAN.embed["resources"],
             params:
                 images=OSV_IMAGES,
-                model=OSV["embed"]["model"],
-                batch_size=OSV["embed"]["batch_size"],
-                device=config["device"],
+                model=OSV_PLAN.embed["model"],
+                batch_size=OSV_PLAN.embed["batch_size"],
+                device=OSV_PLAN.device,
                 embeddings=OSV_EMBEDDINGS,
             script:
                 "../scripts/osv5m_embed.py"

@@ -13,5 +13,9 @@ with job_log(snakemake.log[0]) as log:
     files |= {f"geo_{Path(f).suffix[1:]}": f for f in out.geo}
     files |= {f"cdf_{Path(f).suffix[1:]}": f for f in out.cdf}
     files |= {f"world_{Path(f).suffix[1:]}": f for f in out.world}
-    write_report(list(inp.runs), predictions, files, p.reference)
-    log(f"Table 2 and geolocation metrics of {len(inp.runs)} runs written")
+    runs = write_report(list(inp.runs), predictions, files, p.reference)
+    failed = runs[runs["failed"]]
+    log(
+        f"Table 2 and geolocation metrics of {len(inp.runs)} runs written; {len(failed)} failed and left out"
+        + "".join(f"\n  FAILED {r.configuration} seed {r.seed}: {r.failure}" for r in failed.itertuples())
+    )

@@ -22,7 +22,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from .nn import uniform_init
+from ..nn import uniform_init
 
 
 class PackedAdaLNHead(torch.nn.Module):
