@@ -30,9 +30,9 @@ from targetcodec.report.aggregate import failed_run_lines, load_runs
 from targetcodec.report.outputs import OUTPUTS, ReportSettings
 from targetcodec.report.tables import write_lambda_table
 from targetcodec.train.failures import failure_of, mean_predictor_val_mae
-from targetcodec.train.jobs import sweep_configuration, train_configuration
+from targetcodec.train.jobs import JobContext, sweep_configuration, train_configuration
 from targetcodec.train.selection import NothingToSelect, select_best
-from targetcodec.train.settings import TrainingJob, job_params
+from targetcodec.train.settings import Runtime, TrainingJob, job_params
 
 GOOD_LR, BAD_LR = 1e-2, 1000.0
 
@@ -46,9 +46,8 @@ def train(folder, data, label, seeds, lr, lines=None):
     config = workflow_config({"training": {"mlp": {"lr": lr}}, "sweeps": {"lr": {"enabled": False}}})
     outputs = [str(folder / "runs" / "diabetes" / label / f"seed{s}.json") for s in seeds]
     job = TrainingJob.from_params(job_params(config, "diabetes", label))
-    train_configuration(
-        job, seeds, data, None, outputs, log=(lines if lines is not None else []).append, workflow_dir=folder
-    )
+    log = (lines if lines is not None else []).append
+    train_configuration(JobContext.load(data, runtime=Runtime(workflow_dir=str(folder)), log=log), job, seeds, outputs)
     return outputs
 
 
@@ -141,7 +140,8 @@ def sweep(folder, data, grid, lines):
     config = workflow_config()
     runs, selected = folder / "sweep.parquet", folder / "selected.json"
     job = TrainingJob.from_params(job_params(config, "diabetes", "least_squares"))
-    result = sweep_configuration(job, "lr", grid, [1000, 1001], data, None, runs, selected, log=lines.append)
+    context = JobContext.load(data, log=lines.append)
+    result = sweep_configuration(context, job, "lr", grid, [1000, 1001], runs, selected)
     return result, runs, selected
 
 
@@ -174,7 +174,7 @@ def test_a_learning_rate_sweep_whose_every_value_failed_fails_its_configuration(
     config = workflow_config()
     job = TrainingJob.from_params(job_params(config, "diabetes", "least_squares"))
     outputs = [str(tmp_path / "runs" / f"seed{s}.json") for s in (0, 1)]
-    train_configuration(job, [0, 1], prepared, None, outputs, selected_paths=[selected], log=lines.append)
+    train_configuration(JobContext.load(prepared, log=lines.append), job, [0, 1], outputs, selected=[selected])
     for path in outputs:
         record = json.loads(open(path).read())
         # at a good rate these runs would not fail: here they do, for the sweep's sake
@@ -188,7 +188,7 @@ def test_a_lambda_sweep_whose_every_value_failed_stops_with_dataset_configuratio
     job = TrainingJob.from_params(job_params(config, "diabetes", "end_to_end-k3"))
     runs, selected = tmp_path / "sweep.parquet", tmp_path / "selected.json"
     with pytest.raises(NothingToSelect) as error:
-        sweep_configuration(job, "lambda_kl", [0.068, 1.0], [1000, 1001], prepared, None, runs, selected, log=print)
+        sweep_configuration(JobContext.load(prepared), job, "lambda_kl", [0.068, 1.0], [1000, 1001], runs, selected)
     message = str(error.value)
     assert (
         "sweep of lambda_kl for dataset 'diabetes', configuration 'end_to_end-k3': all 4 runs of every value (0.068, 1) failed"
