@@ -10,6 +10,7 @@ Snakemake run.
 
 import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -238,6 +239,55 @@ def test_table6_cannot_print_a_value_where_every_run_failed(tmp_path):
     with pytest.raises(NothingToSelect, match="sweep of lambda_kl for dataset 'd', configuration 'end_to_end-k5'"):
         write_lambda_table(sweeps, str(tmp_path / "table6"), {"d": "D"})
     assert not list(tmp_path.iterdir())
+
+
+def metrics_with_a_failed_run() -> pd.DataFrame:
+    """Three datasets, least squares and soft binning at k = 5, two seeds; soft binning's seed 1
+    failed on "b" (NaN metrics, as aggregation writes a failed run)."""
+    rows = []
+    for dataset, base in (("a", 1.0), ("b", 4.0), ("c", 3.0)):
+        for method, k in (("least_squares", None), ("soft_binning", 5)):
+            for seed in (0, 1):
+                failed = (dataset, method, seed) == ("b", "soft_binning", 1)
+                value = float("nan") if failed else base + seed / 10
+                rows.append(
+                    {
+                        "dataset": dataset,
+                        "method": method,
+                        "k": k,
+                        "configuration": method if k is None else f"{method}-k{k}",
+                        "seed": seed,
+                        "test_mae": value,
+                        "test_rmse": value,
+                        "test_r2": value,
+                        "failed": failed,
+                        "failure": "no better than predicting the training mean" if failed else "",
+                    }
+                )
+    frame = pd.DataFrame(rows)
+    frame["k"] = frame["k"].astype("Int64")
+    return frame
+
+
+def test_figures_4_top_and_5_average_every_seed_over_the_same_datasets(tmp_path):
+    """A failed run would leave its dataset out of its own seed's mean only (pandas skips NaN): seed 1
+    of soft binning over a and c, the others over a, b and c. The dataset is left out of every
+    mean instead, and the figure says which and why."""
+    from targetcodec.report.figures import averaged_over_datasets, complete_datasets, figure_averaged
+
+    frame = metrics_with_a_failed_run()
+    means = averaged_over_datasets(frame, "mae", 5).set_index(["Method", "seed"])["test_mae"]
+    # over a (1 + seed / 10) and c (3 + seed / 10) only, for every method and seed (with b: 2.67 + seed / 10)
+    assert means.to_dict() == pytest.approx(
+        {(m, s): 2.0 + s / 10 for m in ("Least Squares", "Soft Binning") for s in (0, 1)}
+    )
+    assert complete_datasets(frame.assign(Method=frame["method"]), ["mae"]) == ["a", "c"]
+    lines = []
+    paths = figure_averaged(frame, ["rmse", "r2"], 5, str(tmp_path / "figure5"), "Figure 5", {"b": "B"}, lines.append)
+    assert all(Path(p).stat().st_size > 0 for p in paths)
+    assert lines == [
+        "Left out of every mean, for every method and seed: B, where 1 run(s) shown failed (B soft_binning-k5 seed 1)."
+    ]
 
 
 @pytest.mark.slow
