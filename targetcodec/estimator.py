@@ -25,7 +25,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from .codec import initial_codec, pretrain_codec
 from .methods import MethodSettings, get_method
 from .nn import Architecture
-from .pack import RunSpec, SplitData, TrainingConfig, codec_for_method, train_pack
+from .pack import RunSpec, SplitData, TrainingConfig, codec_for_method, train_pack_with_predictor
 
 # scikit-learn's estimator checks that this regressor does not pass, and why (for check_estimator's
 # expected_failed_checks; tests/test_estimator.py runs the others). None: predictions are computed in
@@ -137,7 +137,7 @@ class TargetCodecRegressor(RegressorMixin, BaseEstimator):
             )
             for s in self.seeds
         ]
-        self.results_, predictor = train_pack(
+        self.results_, predictor = train_pack_with_predictor(
             data,
             method,
             runs,
@@ -147,7 +147,6 @@ class TargetCodecRegressor(RegressorMixin, BaseEstimator):
             training=training,
             settings=settings,
             device=self.device,
-            return_predictor=True,
         )
         # float32 products over another number or order of rows round differently (one unit in the last
         # place, 1.8e-7 measured); in float64 a row's prediction is the same whatever X holds
