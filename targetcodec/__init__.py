@@ -33,6 +33,7 @@ _EXPORTS = {
     "TrainingConfig": "pack",
     "codec_for_method": "pack",
     "train_pack": "pack",
+    "train_pack_with_predictor": "pack",
 }
 
 
@@ -62,4 +63,5 @@ __all__ = [
     "initial_codec",
     "pretrain_codec",
     "train_pack",
+    "train_pack_with_predictor",
 ]

@@ -35,7 +35,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from .codec import initial_codec, pretrain_codec
 from .methods import METHODS, MethodSettings, get_method
 from .nn import Architecture
-from .pack import RunSpec, SplitData, TrainingConfig, codec_for_method, train_pack
+from .pack import RunSpec, SplitData, TrainingConfig, codec_for_method, train_pack_with_predictor
 
 # scikit-learn's estimator checks that this regressor does not pass, and why (for check_estimator's
 # expected_failed_checks; tests/test_estimator.py runs the others). None: predictions are computed in
@@ -188,7 +188,7 @@ class TargetCodecRegressor(RegressorMixin, BaseEstimator):
             )
             for s in seeds
         ]
-        self.results_, predictor = train_pack(
+        self.results_, predictor = train_pack_with_predictor(
             data,
             method,
             runs,
@@ -198,7 +198,6 @@ class TargetCodecRegressor(RegressorMixin, BaseEstimator):
             training=training,
             settings=settings,
             device=device,
-            return_predictor=True,
         )
         self.diverged_seeds_ = [r.spec.seed for r in self.results_ if r.diverged]
         # a diverged run keeps its initial weights: its predictions are finite but meaningless

@@ -182,15 +182,36 @@ def train_pack(
     log: Callable[[str], None] | None = None,
     checkpoint: str | Path | None = None,
     checkpoint_every: int = 10,
-    return_predictor: bool = False,
-):
+) -> list[RunResult]:
     """Train ``runs`` together and return one result per run, in order.
 
     ``codec`` is required for methods with k classes (see ``codec_for_method``). ``checkpoint``: a
     file where the pack's state is saved every ``checkpoint_every`` epochs and resumed from, so that
-    a killed job continues where it stopped; it is deleted when training ends. With
-    ``return_predictor``, also returns a ``PackPredictor`` holding every run's best weights.
+    a killed job continues where it stopped; it is deleted when training ends. Where the trained
+    weights are wanted too: ``train_pack_with_predictor``.
     """
+    return train_pack_with_predictor(
+        data, method, runs, k, codec, architecture, training, settings, device, dtype, log, checkpoint, checkpoint_every
+    )[0]
+
+
+def train_pack_with_predictor(
+    data: SplitData,
+    method: Method,
+    runs: list[RunSpec],
+    k: int | None = None,
+    codec: Codec | None = None,
+    architecture: Architecture = Architecture(),
+    training: TrainingConfig = TrainingConfig(),
+    settings: MethodSettings = MethodSettings(),
+    device: str | torch.device = "cpu",
+    dtype: torch.dtype = torch.float32,
+    log: Callable[[str], None] | None = None,
+    checkpoint: str | Path | None = None,
+    checkpoint_every: int = 10,
+) -> tuple[list[RunResult], PackPredictor]:
+    """``train_pack``, and a ``PackPredictor`` holding every run's best weights (to predict new data
+    with, as ``TargetCodecRegressor`` does)."""
     t0 = time.perf_counter()
     pack = _Pack(data, method, runs, k, codec, architecture, training, settings, torch.device(device), dtype)
     if checkpoint is not None and Path(checkpoint).exists():
@@ -220,7 +241,7 @@ def train_pack(
             f"timing: set-up {t1 - t0:.3f} s, training {t2 - t1:.3f} s, evaluation {time.perf_counter() - t2:.3f} s; "
             f"{trained} run-epochs trained of {pack.R} x {len(pack.history)} (stopped runs leave the pack)"
         )
-    return (results, predictor) if return_predictor else results
+    return results, predictor
 
 
 class _Pack:

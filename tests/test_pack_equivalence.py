@@ -17,6 +17,7 @@ from targetcodec import (
     codec_for_method,
     pretrain_codec,
     train_pack,
+    train_pack_with_predictor,
 )
 from targetcodec.codec import initial_codec
 from targetcodec.reference import train_single_run
@@ -48,7 +49,7 @@ def check_pack_matches_single_runs(
     method = METHODS[method_name]
     if codec is None and method.uses_k:
         codec = codec_for_method(method, data.y_train, k, settings)
-    results, predictor = train_pack(
+    results, predictor = train_pack_with_predictor(
         data,
         method,
         RUNS,
@@ -58,7 +59,6 @@ def check_pack_matches_single_runs(
         training=training,
         settings=settings,
         dtype=torch.float64,
-        return_predictor=True,
     )
     for r, run in enumerate(RUNS):
         alone, net, codec_params = train_single_run(

@@ -33,8 +33,14 @@ from targetcodec.data.prepare import prepare_dataset
 from targetcodec.data.sources import DataSourceError
 from targetcodec.io import DamagedFile
 from targetcodec.train import jobs
-from targetcodec.train.jobs import sweep_and_train, sweep_and_train_group, train_configuration
-from targetcodec.train.settings import TrainingJob, job_params
+from targetcodec.train.jobs import (
+    ConfigurationFiles,
+    JobContext,
+    sweep_and_train,
+    sweep_and_train_group,
+    train_configuration,
+)
+from targetcodec.train.settings import Runtime, TrainingJob, job_params
 
 
 class Payload:
@@ -57,9 +63,8 @@ def job(folder, data, checkpoint, seeds=(0, 1), **overrides):
     outputs = [str(folder / "runs" / f"seed{s}.json") for s in seeds]
     lines = []
     job = TrainingJob.from_params(job_params(config, "diabetes", "least_squares"))
-    train_configuration(
-        job, list(seeds), data, None, outputs, checkpoint=str(checkpoint), log=lines.append, workflow_dir=folder
-    )
+    context = JobContext.load(data, runtime=Runtime(workflow_dir=str(folder)), log=lines.append)
+    train_configuration(context, job, list(seeds), outputs, checkpoint=str(checkpoint))
     return outputs, lines
 
 
@@ -142,20 +147,11 @@ def sweep_and_train_job(folder, data, grid=(1e-2, 3e-2), log=None):
     config = workflow_config()
     job = TrainingJob.from_params(job_params(config, "diabetes", "least_squares"))
     outputs = [str(folder / "runs" / f"seed{s}.json") for s in (0, 1)]
-    sweep_and_train(
-        job,
-        list(grid),
-        [1000, 1001],
-        [0, 1],
-        data,
-        None,
-        outputs,
-        folder / "sweep.parquet",
-        folder / "selected.json",
-        folder / "checkpoints",
-        log=(log if log is not None else []).append,
-        workflow_dir=folder,
+    context = JobContext.load(
+        data, runtime=Runtime(workflow_dir=str(folder)), log=(log if log is not None else []).append
     )
+    files = ConfigurationFiles(outputs, folder / "sweep.parquet", folder / "selected.json")
+    sweep_and_train(context, job, list(grid), [1000, 1001], [0, 1], files, folder / "checkpoints")
     return outputs
 
 
@@ -205,25 +201,17 @@ def group_job(folder, data, log=None):
     labels = ["least_squares", "huber"]
     group = [TrainingJob.from_params(job_params(config, "diabetes", label)) for label in labels]
     outputs = [
-        {
-            "runs": [str(folder / "runs" / label / f"seed{s}.json") for s in (0, 1)],
-            "sweep": str(folder / "sweeps" / f"{label}.parquet"),
-            "selected": str(folder / "selected" / f"{label}.json"),
-        }
+        ConfigurationFiles(
+            [str(folder / "runs" / label / f"seed{s}.json") for s in (0, 1)],
+            str(folder / "sweeps" / f"{label}.parquet"),
+            str(folder / "selected" / f"{label}.json"),
+        )
         for label in labels
     ]
-    sweep_and_train_group(
-        group,
-        [1e-2, 3e-2],
-        [1000, 1001],
-        [0, 1],
-        data,
-        None,
-        outputs,
-        folder / "checkpoints",
-        log=(log if log is not None else []).append,
-        workflow_dir=folder,
+    context = JobContext.load(
+        data, runtime=Runtime(workflow_dir=str(folder)), log=(log if log is not None else []).append
     )
+    sweep_and_train_group(context, group, [1e-2, 3e-2], [1000, 1001], [0, 1], outputs, folder / "checkpoints")
     return outputs
 
 
@@ -241,10 +229,10 @@ def test_fault_a_job_of_several_configurations_killed_half_way_trains_only_what_
 
     real = jobs.sweep_and_train
 
-    def killed_in_huber(job, *args, **kwargs):
+    def killed_in_huber(context, job, *args, **kwargs):
         if job.configuration.label == "huber":
             raise Killed
-        return real(job, *args, **kwargs)
+        return real(context, job, *args, **kwargs)
 
     folder = tmp_path / "killed"
     with monkeypatch.context() as patch:
@@ -258,14 +246,14 @@ def test_fault_a_job_of_several_configurations_killed_half_way_trains_only_what_
     assert any("least_squares: finished before this job was stopped" in line for line in lines), lines
     assert sum("sweep of lr" in line for line in lines) == 1  # Huber's only
     for a, b in zip(uninterrupted, resumed):
-        for x, y in zip(a["runs"], b["runs"]):
+        for x, y in zip(a.runs, b.runs):
             x, y = json.loads(open(x).read()), json.loads(open(y).read())
             assert x["metrics"] == y["metrics"] and x["hyperparameters"] == y["hyperparameters"]
-        assert json.loads(open(a["selected"]).read()) == json.loads(open(b["selected"]).read())
+        assert json.loads(open(a.selected).read()) == json.loads(open(b.selected).read())
         assert (
-            pd.read_parquet(a["sweep"])
+            pd.read_parquet(a.sweep)
             .drop(columns="wall_seconds")
-            .equals(pd.read_parquet(b["sweep"]).drop(columns="wall_seconds"))
+            .equals(pd.read_parquet(b.sweep).drop(columns="wall_seconds"))
         )
     assert not (folder / "checkpoints").exists()
 
@@ -346,12 +334,13 @@ sys.path.insert(0, {tests!r})
 from reliability_helpers import workflow_config
 from targetcodec.joblog import set_threads
 from targetcodec.train import jobs
-from targetcodec.train.jobs import sweep_and_train, train_configuration
-from targetcodec.train.settings import TrainingJob, job_params
+from targetcodec.train.jobs import JobContext, train_configuration
+from targetcodec.train.settings import Runtime, TrainingJob, job_params
 set_threads(1)
 config = workflow_config({{"sweeps": {{"lr": {{"enabled": False}}}}, "training": {{"mlp": {{"max_epochs": 60, "patience": 60}}}}}})
-train_configuration(TrainingJob.from_params(job_params(config, "diabetes", "huber")), [0, 1], {data!r}, None, {outputs!r},
-                    checkpoint={checkpoint!r}, log=lambda m: print(m, flush=True), workflow_dir={folder!r})
+context = JobContext.load({data!r}, runtime=Runtime(workflow_dir={folder!r}), log=lambda m: print(m, flush=True))
+train_configuration(context, TrainingJob.from_params(job_params(config, "diabetes", "huber")), [0, 1], {outputs!r},
+                    checkpoint={checkpoint!r})
 """
 
 

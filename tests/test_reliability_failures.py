@@ -10,6 +10,7 @@ Snakemake run.
 
 import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -30,9 +31,9 @@ from targetcodec.report.aggregate import failed_run_lines, load_runs
 from targetcodec.report.outputs import OUTPUTS, ReportSettings
 from targetcodec.report.tables import write_lambda_table
 from targetcodec.train.failures import failure_of, mean_predictor_val_mae
-from targetcodec.train.jobs import sweep_configuration, train_configuration
+from targetcodec.train.jobs import JobContext, sweep_configuration, train_configuration
 from targetcodec.train.selection import NothingToSelect, select_best
-from targetcodec.train.settings import TrainingJob, job_params
+from targetcodec.train.settings import Runtime, TrainingJob, job_params
 
 GOOD_LR, BAD_LR = 1e-2, 1000.0
 
@@ -46,9 +47,8 @@ def train(folder, data, label, seeds, lr, lines=None):
     config = workflow_config({"training": {"mlp": {"lr": lr}}, "sweeps": {"lr": {"enabled": False}}})
     outputs = [str(folder / "runs" / "diabetes" / label / f"seed{s}.json") for s in seeds]
     job = TrainingJob.from_params(job_params(config, "diabetes", label))
-    train_configuration(
-        job, seeds, data, None, outputs, log=(lines if lines is not None else []).append, workflow_dir=folder
-    )
+    log = (lines if lines is not None else []).append
+    train_configuration(JobContext.load(data, runtime=Runtime(workflow_dir=str(folder)), log=log), job, seeds, outputs)
     return outputs
 
 
@@ -141,7 +141,8 @@ def sweep(folder, data, grid, lines):
     config = workflow_config()
     runs, selected = folder / "sweep.parquet", folder / "selected.json"
     job = TrainingJob.from_params(job_params(config, "diabetes", "least_squares"))
-    result = sweep_configuration(job, "lr", grid, [1000, 1001], data, None, runs, selected, log=lines.append)
+    context = JobContext.load(data, log=lines.append)
+    result = sweep_configuration(context, job, "lr", grid, [1000, 1001], runs, selected)
     return result, runs, selected
 
 
@@ -174,7 +175,7 @@ def test_a_learning_rate_sweep_whose_every_value_failed_fails_its_configuration(
     config = workflow_config()
     job = TrainingJob.from_params(job_params(config, "diabetes", "least_squares"))
     outputs = [str(tmp_path / "runs" / f"seed{s}.json") for s in (0, 1)]
-    train_configuration(job, [0, 1], prepared, None, outputs, selected_paths=[selected], log=lines.append)
+    train_configuration(JobContext.load(prepared, log=lines.append), job, [0, 1], outputs, selected=[selected])
     for path in outputs:
         record = json.loads(open(path).read())
         # at a good rate these runs would not fail: here they do, for the sweep's sake
@@ -188,7 +189,7 @@ def test_a_lambda_sweep_whose_every_value_failed_stops_with_dataset_configuratio
     job = TrainingJob.from_params(job_params(config, "diabetes", "end_to_end-k3"))
     runs, selected = tmp_path / "sweep.parquet", tmp_path / "selected.json"
     with pytest.raises(NothingToSelect) as error:
-        sweep_configuration(job, "lambda_kl", [0.068, 1.0], [1000, 1001], prepared, None, runs, selected, log=print)
+        sweep_configuration(JobContext.load(prepared), job, "lambda_kl", [0.068, 1.0], [1000, 1001], runs, selected)
     message = str(error.value)
     assert (
         "sweep of lambda_kl for dataset 'diabetes', configuration 'end_to_end-k3': all 4 runs of every value (0.068, 1) failed"
@@ -238,6 +239,55 @@ def test_table6_cannot_print_a_value_where_every_run_failed(tmp_path):
     with pytest.raises(NothingToSelect, match="sweep of lambda_kl for dataset 'd', configuration 'end_to_end-k5'"):
         write_lambda_table(sweeps, str(tmp_path / "table6"), {"d": "D"})
     assert not list(tmp_path.iterdir())
+
+
+def metrics_with_a_failed_run() -> pd.DataFrame:
+    """Three datasets, least squares and soft binning at k = 5, two seeds; soft binning's seed 1
+    failed on "b" (NaN metrics, as aggregation writes a failed run)."""
+    rows = []
+    for dataset, base in (("a", 1.0), ("b", 4.0), ("c", 3.0)):
+        for method, k in (("least_squares", None), ("soft_binning", 5)):
+            for seed in (0, 1):
+                failed = (dataset, method, seed) == ("b", "soft_binning", 1)
+                value = float("nan") if failed else base + seed / 10
+                rows.append(
+                    {
+                        "dataset": dataset,
+                        "method": method,
+                        "k": k,
+                        "configuration": method if k is None else f"{method}-k{k}",
+                        "seed": seed,
+                        "test_mae": value,
+                        "test_rmse": value,
+                        "test_r2": value,
+                        "failed": failed,
+                        "failure": "no better than predicting the training mean" if failed else "",
+                    }
+                )
+    frame = pd.DataFrame(rows)
+    frame["k"] = frame["k"].astype("Int64")
+    return frame
+
+
+def test_figures_4_top_and_5_average_every_seed_over_the_same_datasets(tmp_path):
+    """A failed run would leave its dataset out of its own seed's mean only (pandas skips NaN): seed 1
+    of soft binning over a and c, the others over a, b and c. The dataset is left out of every
+    mean instead, and the figure says which and why."""
+    from targetcodec.report.figures import averaged_over_datasets, complete_datasets, figure_averaged
+
+    frame = metrics_with_a_failed_run()
+    means = averaged_over_datasets(frame, "mae", 5).set_index(["Method", "seed"])["test_mae"]
+    # over a (1 + seed / 10) and c (3 + seed / 10) only, for every method and seed (with b: 2.67 + seed / 10)
+    assert means.to_dict() == pytest.approx(
+        {(m, s): 2.0 + s / 10 for m in ("Least Squares", "Soft Binning") for s in (0, 1)}
+    )
+    assert complete_datasets(frame.assign(Method=frame["method"]), ["mae"]) == ["a", "c"]
+    lines = []
+    paths = figure_averaged(frame, ["rmse", "r2"], 5, str(tmp_path / "figure5"), "Figure 5", {"b": "B"}, lines.append)
+    assert all(Path(p).stat().st_size > 0 for p in paths)
+    assert lines == [
+        "Left out of every mean, for every method and seed: B, where 1 run(s) shown failed (B soft_binning-k5 seed 1)."
+    ]
 
 
 @pytest.mark.slow

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import textwrap
+
 import matplotlib
 
 matplotlib.use("Agg")
@@ -42,11 +44,43 @@ def normalised_per_dataset(frame: pd.DataFrame, metric: str, k: int, omit=("hube
     return data
 
 
-def averaged_over_datasets(frame: pd.DataFrame, metric: str, k: int) -> pd.DataFrame:
+def averaged_over_datasets(frame: pd.DataFrame, metric: str, k: int, datasets: list[str] | None = None) -> pd.DataFrame:
     """Per method and seed, the test metric averaged over datasets (Figures 4 top and 5); the spread
-    over seeds gives the 2 sigma intervals."""
+    over seeds gives the 2 sigma intervals. Every mean is over the same datasets, ``complete_datasets``:
+    a failed run (NaN metrics) would otherwise drop its dataset from its own seed's mean only, and the
+    points would mix means over different datasets. ``datasets``: that set, where the caller has it."""
     data = at_k(frame, k)
+    data = data[data["dataset"].isin(datasets if datasets is not None else complete_datasets(data, [metric]))]
     return data.groupby(["Method", "seed"], observed=True)[f"test_{metric}"].mean().reset_index()
+
+
+def complete_datasets(data: pd.DataFrame, metrics: list[str]) -> list[str]:
+    """The datasets on which every (method, seed) that ``data`` shows has a run with these test
+    metrics: a dataset with a failed run, of any method and seed, is left out for all of them."""
+    shown = set(data[["Method", "seed"]].drop_duplicates().itertuples(index=False))
+    finite = data.dropna(subset=[f"test_{m}" for m in metrics])
+    return [
+        dataset
+        for dataset in data["dataset"].unique()
+        if set(finite.loc[finite["dataset"] == dataset, ["Method", "seed"]].itertuples(index=False)) == shown
+    ]
+
+
+def left_out_note(frame: pd.DataFrame, metrics: list[str], k: int, codes: dict[str, str], limit: int = 4) -> str:
+    """For the figure: the datasets left out of Figures 4 (top) and 5, and the runs that failed there."""
+    data = at_k(frame, k)
+    kept = complete_datasets(data, metrics)
+    left_out = [d for d in data["dataset"].unique() if d not in kept]
+    if not left_out:
+        return ""
+    missing = data[data["dataset"].isin(left_out)].copy()
+    missing = missing[missing[[f"test_{m}" for m in metrics]].isna().any(axis=1)]
+    runs = [f"{codes.get(r.dataset, r.dataset)} {r.configuration} seed {r.seed}" for r in missing.itertuples()]
+    more = f" and {len(runs) - limit} more" if len(runs) > limit else ""
+    return (
+        f"Left out of every mean, for every method and seed: {', '.join(codes.get(d, d) for d in left_out)}, "
+        f"where {len(runs)} run(s) shown failed ({'; '.join(runs[:limit])}{more})."
+    )
 
 
 def save(fig, stem) -> list[str]:
@@ -81,11 +115,29 @@ def figure_normalised(frame: pd.DataFrame, metric: str, k: int, stem: str, codes
     return save(fig, stem)
 
 
-def figure_averaged(frame: pd.DataFrame, metrics: list[str], k: int, stem: str, title: str):
-    """Figure 4 top (MAE) and Figure 5 (rMSE, R^2): averaged over datasets, ±2σ over seeds."""
+def figure_averaged(
+    frame: pd.DataFrame,
+    metrics: list[str],
+    k: int,
+    stem: str,
+    title: str,
+    codes: dict[str, str] | None = None,
+    log=None,
+):
+    """Figure 4 top (MAE) and Figure 5 (rMSE, R^2): averaged over datasets, ±2σ over seeds; a dataset
+    where a run shown failed is left out of every mean, and the figure says so below its panels."""
+    codes = codes or {}
+    data = at_k(frame, k)
+    datasets = complete_datasets(data, metrics)
+    note = left_out_note(frame, metrics, k, codes)
+    if note and log:
+        log(note)
     fig, axes = plt.subplots(1, len(metrics), figsize=(5.5 * len(metrics), 4), squeeze=False)
     for ax, metric in zip(axes[0], metrics):
-        data = averaged_over_datasets(frame, metric, k)
+        data = averaged_over_datasets(frame, metric, k, datasets)
+        if data.empty:  # every dataset has a failed run: nothing to average
+            ax.text(0.5, 0.5, "no dataset without a failed run", ha="center", va="center", transform=ax.transAxes)
+            continue
         sns.pointplot(
             data=data,
             x="Method",
@@ -103,7 +155,11 @@ def figure_averaged(frame: pd.DataFrame, metrics: list[str], k: int, stem: str, 
         ax.tick_params(axis="x", rotation=45)
         for label in ax.get_xticklabels():
             label.set_horizontalalignment("right")
-    fig.suptitle(f"{title} (k = {k}, {frame['dataset'].nunique()} datasets, {frame['seed'].nunique()} seeds, ±2σ)")
+    fig.suptitle(f"{title} (k = {k}, {len(datasets)} datasets, {frame['seed'].nunique()} seeds, ±2σ)")
+    if note:  # below the panels' rotated method names
+        fig.canvas.draw()
+        below = min(ax.get_tightbbox().transformed(fig.transFigure.inverted()).y0 for ax in axes[0])
+        fig.text(0.01, below - 0.02, textwrap.fill(note, 60 * len(metrics) + 40), fontsize="small", va="top")
     return save(fig, stem)
 
 

@@ -96,7 +96,7 @@ def _averaged(metrics: list[str], title: str) -> Callable:
     def make(frame, stem, s: ReportSettings, log):
         from .figures import figure_averaged
 
-        figure_averaged(_reported(frame, s), metrics, s.k, stem, title)
+        figure_averaged(_reported(frame, s), metrics, s.k, stem, title, s.codes, log)
 
     return make
 

@@ -1,5 +1,11 @@
 """Training jobs of the workflow: a pack of final seeds of one (dataset, configuration), or a sweep
-pack (sweep seeds x grid values of one hyper-parameter) that also selects the best value."""
+pack (sweep seeds x grid values of one hyper-parameter) that also selects the best value, or both
+for one or several configurations in one job.
+
+A job's context (``JobContext``: its data, pre-trained codec, device and log) is made once at its
+start and passed to one entry point per rule family: ``train_configuration`` (train*),
+``sweep_configuration`` (sweep_lr, sweep_lambda_*), ``sweep_and_train`` and ``sweep_and_train_group``
+(sweep_and_train_k5, ...)."""
 
 from __future__ import annotations
 
@@ -8,15 +14,18 @@ import dataclasses
 import datetime as dt
 import shutil
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from ..codec import Codec
 from ..io import atomic_path, atomic_write_json, read_json, write_parquet
 from ..pack import SplitData, codec_for_method, train_pack
-from .devices import choose_device
+from .devices import choose_device, claimed_gpus
 from .failures import check_finished_run, failure_of, mean_predictor_val_mae
 from .records import provenance, run_record, write_run
-from .settings import TrainingJob, pack_name
+from .settings import Runtime, TrainingJob, pack_name
 
 SWEPT = ("lr", "lambda_kl", "lambda_auto")
 
@@ -63,20 +72,62 @@ def _failures(results, bound: float, what, log) -> list[str | None]:
     return failures
 
 
-def _start(job: TrainingJob, data_path, codec_path, log, data: SplitData | None = None):
-    """The data (``data`` if the job has loaded it already), the codec the method starts from, and the device."""
-    data = data if data is not None else SplitData.load(data_path)
-    pretrained = Codec.load(codec_path) if codec_path else None
-    codec = codec_for_method(
-        job.method,
-        data.y_train,
-        job.configuration.k,
-        job.settings,
-        pretrained,
-        init_lambda_sigma=job.init_lambda_sigma,
-        seed=job.codec_seed,
-    )
-    return data, codec, choose_device(job.device, log)
+@dataclass(frozen=True)
+class JobContext:
+    """What a training job reads once at its start, whatever it trains: the prepared data, the
+    pre-trained codec (eq. 7) where it has one, the device, its log and the folder whose git commit
+    the run files record. Made once per job (``JobContext.load``, or ``rule_job`` for a rule's job)
+    and passed to every step, so that a job of several steps loads nothing twice."""
+
+    data: SplitData
+    device: Any  # torch.device
+    log: Callable[[str], None] = print
+    pretrained: Codec | None = None
+    workflow_dir: str = "."
+
+    @classmethod
+    def load(cls, data, codec=None, runtime: Runtime | None = None, log=print) -> JobContext:
+        """The context of a job: ``data`` and ``codec`` are the paths of the prepared data and the
+        pre-trained codec (None where the job has none); ``runtime`` the device and workflow folder."""
+        runtime = runtime or Runtime()
+        return cls(
+            data=SplitData.load(data),
+            device=choose_device(runtime.device, log),
+            log=log,
+            pretrained=Codec.load(codec) if codec else None,
+            workflow_dir=str(runtime.workflow_dir),
+        )
+
+    def codec_for(self, job: TrainingJob) -> Codec | None:
+        """The codec a configuration's method starts from (``codec_for_method``)."""
+        return codec_for_method(
+            job.method,
+            self.data.y_train,
+            job.configuration.k,
+            job.settings,
+            self.pretrained,
+            init_lambda_sigma=job.init_lambda_sigma,
+            seed=job.codec_seed,
+        )
+
+
+@contextlib.contextmanager
+def rule_job(snakemake):
+    """A workflow rule's training job (rules train*, sweep*), started as every one starts: its log,
+    its checkpoint's lock, its GPUs claimed from the local pool, its threads, then its context (``input.data``,
+    ``input.codec`` if the rule has one, ``params.runtime``)."""
+    from ..joblog import job_log, set_threads
+    from ..locks import checkpoint_lock
+
+    checkpoint = snakemake.params.get("checkpoint") or snakemake.params.get("checkpoints")
+    # the checkpoint's lock first, held to the end: another live job on it stops this one before it reads it
+    with (
+        job_log(snakemake.log[0]) as log,
+        checkpoint_lock(checkpoint, log),
+        claimed_gpus(snakemake.resources.get("gpu", 0), log=log),
+    ):
+        set_threads(snakemake.threads)
+        yield JobContext.load(snakemake.input.data, snakemake.input.get("codec") or None, snakemake.params.runtime, log)
 
 
 def _recorded_settings(job: TrainingJob) -> dict:
@@ -89,9 +140,9 @@ def _recorded_settings(job: TrainingJob) -> dict:
     }
 
 
-def _train(job: TrainingJob, data, runs, codec, device, log, checkpoint):
+def _train(context: JobContext, job: TrainingJob, runs, codec, checkpoint):
     return train_pack(
-        data,
+        context.data,
         job.method,
         runs,
         k=job.configuration.k,
@@ -99,31 +150,29 @@ def _train(job: TrainingJob, data, runs, codec, device, log, checkpoint):
         architecture=job.architecture,
         training=job.training,
         settings=job.settings,
-        device=device,
-        log=log,
+        device=context.device,
+        log=context.log,
         checkpoint=checkpoint,
     )
 
 
 def train_configuration(
+    context: JobContext,
     job: TrainingJob,
     seeds: list[int],
-    data_path,
-    codec_path,
     outputs: list[str],
+    selected=(),
     checkpoint=None,
-    log=print,
-    selected_paths=(),
-    workflow_dir=".",
-    started=None,
+    codec: Codec | None = None,
 ) -> None:
-    """Train ``seeds`` of one (dataset, configuration) as one pack; write ``outputs`` (one per seed,
-    same order). Hyper-parameters chosen by sweeps (``selected_paths``) override the job's defaults.
-    ``started``: the data, codec and device of a job that has them already (``sweep_and_train``)."""
+    """Rule train: train ``seeds`` of one (dataset, configuration) as one pack; write ``outputs``
+    (one per seed, same order). Hyper-parameters chosen by sweeps (the ``selected`` files) override
+    the job's defaults. ``codec``: the one the method starts from, where the job has made it already."""
     if len(outputs) != len(seeds):
         raise ValueError(f"{len(outputs)} output files for {len(seeds)} seeds")
-    data, codec, device = started or _start(job, data_path, codec_path, log)
-    chosen, sweep_failed = read_sweep_choices(selected_paths)
+    log, data = context.log, context.data
+    codec = codec if codec is not None else context.codec_for(job)
+    chosen, sweep_failed = read_sweep_choices(selected)
     if chosen:
         log(f"hyper-parameters selected by sweeps: {chosen}")
     if sweep_failed:
@@ -136,9 +185,9 @@ def train_configuration(
     )
     started = dt.datetime.now(dt.timezone.utc)
     t0 = time.perf_counter()
-    results = _train(job, data, runs, codec, device, log, checkpoint)
+    results = _train(context, job, runs, codec, checkpoint)
     wall = time.perf_counter() - t0
-    prov = provenance(device, wall, list(seeds), started, workflow_dir)
+    prov = provenance(context.device, wall, list(seeds), started, context.workflow_dir)
     recorded = _recorded_settings(job)
     bound = mean_predictor_val_mae(data.y_train, data.y_val)
     failures = _failures(results, bound, f"dataset {job.dataset!r}, configuration {label!r}", log)
@@ -171,26 +220,27 @@ def train_configuration(
 
 
 def sweep_configuration(
+    context: JobContext,
     job: TrainingJob,
     param: str,
     grid: list[float],
     seeds: list[int],
-    data_path,
-    codec_path,
     out_runs,
     out_selected,
-    log=print,
-    selected_paths=(),
+    selected=(),
     checkpoint=None,
-    started=None,
+    codec: Codec | None = None,
 ) -> dict:
-    """Train every (seed, grid value) of one sweep as one pack, write a row per run to ``out_runs``
-    (parquet) and the value with the lowest mean validation MAE to ``out_selected`` (JSON)."""
+    """Rules sweep_lr, sweep_lambda_kl, sweep_lambda_auto: train every (seed, grid value) of one
+    sweep as one pack, write a row per run to ``out_runs`` (parquet) and the value with the lowest
+    mean validation MAE to ``out_selected`` (JSON). Values chosen by earlier sweeps (the ``selected``
+    files) hold for the other parameters."""
     if param not in SWEPT:
         raise ValueError(f"cannot sweep {param!r}; sweepable: {', '.join(SWEPT)}")
-    data, codec, device = started or _start(job, data_path, codec_path, log)
+    log, data = context.log, context.data
+    codec = codec if codec is not None else context.codec_for(job)
     dataset, label, configuration = job.dataset, job.configuration.label, job.configuration
-    chosen = read_selected(selected_paths)
+    chosen = read_selected(selected)
     chosen.pop(param, None)
     # a lambda that the reported runs take from its own sweep ("selected") is not known yet when the
     # learning rate is swept: that sweep uses the paper's value
@@ -205,7 +255,7 @@ def sweep_configuration(
         f"with {others}"
     )
     t0 = time.perf_counter()
-    results = _train(job, data, runs, codec, device, log, checkpoint)
+    results = _train(context, job, runs, codec, checkpoint)
     wall = time.perf_counter() - t0
     failures = _failures(
         results,
@@ -264,28 +314,21 @@ def sweep_configuration(
 
 
 def sweep_and_train(
+    context: JobContext,
     job: TrainingJob,
     grid: list[float],
     sweep_seeds: list[int],
     seeds: list[int],
-    data_path,
-    codec_path,
-    outputs: list[str],
-    out_runs,
-    out_selected,
+    outputs: ConfigurationFiles,
     checkpoints,
-    log=print,
-    workflow_dir=".",
-    data: SplitData | None = None,
 ) -> None:
-    """A configuration's learning-rate sweep and its reported runs in one job: one start of Python,
-    torch and the data where two jobs (``sweep_configuration``, then ``train_configuration`` at the
-    selected rate) would pay two. Same results as the two jobs.
+    """Rule sweep_and_train: a configuration's learning-rate sweep and its reported runs in one job:
+    one start of Python, torch and the data where two jobs (``sweep_configuration``, then
+    ``train_configuration`` at the selected rate) would pay two. Same results as the two jobs.
 
     ``checkpoints``: a folder for both packs' checkpoints and the finished sweep, which is kept there
-    until the reported runs are written: a job killed after its sweep does not sweep again.
-    ``data``: the prepared data, where the job has loaded it already."""
-    started = _start(job, data_path, codec_path, log, data)
+    until the reported runs are written: a job killed after its sweep does not sweep again."""
+    codec = context.codec_for(job)
     folder = Path(checkpoints)
     kept_runs, kept_selected = folder / "lr_sweep.parquet", folder / "lr_sweep.json"
     fingerprint = repr((job.job, [float(v) for v in grid], list(sweep_seeds)))
@@ -295,38 +338,33 @@ def sweep_and_train(
             raise RuntimeError(
                 f"finished sweep {kept_selected} belongs to other settings; delete {folder} to start again"
             )
-        with atomic_path(out_runs) as tmp:
+        with atomic_path(outputs.sweep) as tmp:
             shutil.copyfile(kept_runs, tmp)
-        atomic_write_json(out_selected, kept["selection"])
-        log(f"learning-rate sweep finished before this job was stopped: taken from {folder}")
+        atomic_write_json(outputs.selected, kept["selection"])
+        context.log(f"learning-rate sweep finished before this job was stopped: taken from {folder}")
     else:
         selection = sweep_configuration(
+            context,
             job,
             "lr",
             grid,
             sweep_seeds,
-            data_path,
-            codec_path,
-            out_runs,
-            out_selected,
-            log=log,
+            outputs.sweep,
+            outputs.selected,
             checkpoint=folder / "lr_sweep.ckpt",
-            started=started,
+            codec=codec,
         )
         with atomic_path(kept_runs) as tmp:
-            shutil.copyfile(out_runs, tmp)
+            shutil.copyfile(outputs.sweep, tmp)
         atomic_write_json(kept_selected, {"fingerprint": fingerprint, "selection": selection})
     train_configuration(
+        context,
         job,
         seeds,
-        data_path,
-        codec_path,
-        outputs,
+        list(outputs.runs),
+        selected=[outputs.selected],
         checkpoint=folder / f"{pack_name(seeds)}.ckpt",
-        log=log,
-        selected_paths=[out_selected],
-        workflow_dir=workflow_dir,
-        started=started,
+        codec=codec,
     )
     kept_runs.unlink()
     kept_selected.unlink()
@@ -335,56 +373,89 @@ def sweep_and_train(
 
 
 def sweep_and_train_group(
+    context: JobContext,
     jobs: list[TrainingJob],
     grid: list[float],
     sweep_seeds: list[int],
     seeds: list[int],
-    data_path,
-    codec_path,
-    outputs: list[dict],
+    outputs: list[ConfigurationFiles],
     checkpoints,
-    log=print,
-    workflow_dir=".",
-    data: SplitData | None = None,
+    codec: CodecPretraining | None = None,
 ) -> None:
-    """Several configurations of one dataset (those with the same k, sweeps.lr.job_per: k) in one job,
-    one after the other, each as ``sweep_and_train`` trains it alone (the same files and numbers):
-    one start of Python, torch and the data for all of them.
+    """Rules sweep_and_train_k5, ... (sweeps.lr.job_per: k): several configurations of one dataset
+    (those with the same k) in one job, one after the other, each as ``sweep_and_train`` trains it
+    alone (the same files and numbers): one start of Python, torch and the data for all of them.
+    ``codec``: the codec (eq. 7) the job pre-trains first, where one of its configurations needs it.
 
-    ``outputs``: per job, {"runs": one file per seed, "sweep": parquet, "selected": JSON}. Each
-    configuration's files are also kept in ``checkpoints``/done/<label>/ until the whole job has
+    Each configuration's files are also kept in ``checkpoints``/done/<label>/ until the whole job has
     finished, so that a job killed or preempted half-way trains again only what it had not finished
-    (Snakemake deletes the outputs of an incomplete job before it runs it again). ``data``: the
-    prepared data, where the job has loaded it already."""
+    (Snakemake deletes the outputs of an incomplete job before it runs it again)."""
+    if codec is not None:
+        context = codec.pretrain(context, jobs[0].dataset)
     folder = Path(checkpoints)
-    data = data if data is not None else SplitData.load(data_path)
     for number, (job, out) in enumerate(zip(jobs, outputs, strict=True), start=1):
         label = job.configuration.label
-        files = [*out["runs"], out["sweep"], out["selected"]]
+        files = out.files()
         kept = folder / "done" / label
         fingerprint = repr((job.job, [float(v) for v in grid], list(sweep_seeds), list(seeds)))
         if _restore_finished(kept, fingerprint, files):
-            log(f"configuration {number}/{len(jobs)}, {label}: finished before this job was stopped, taken from {kept}")
+            context.log(
+                f"configuration {number}/{len(jobs)}, {label}: finished before this job was stopped, taken from {kept}"
+            )
             continue
-        log(f"configuration {number}/{len(jobs)}: {label}")
-        needs_codec = job.method.needs_pretrained_codec(job.settings)  # False for the methods without k
-        sweep_and_train(
-            job,
-            grid,
-            sweep_seeds,
-            seeds,
-            data_path,
-            codec_path if needs_codec else None,
-            out["runs"],
-            out["sweep"],
-            out["selected"],
-            folder / label,
-            log=log,
-            workflow_dir=workflow_dir,
-            data=data,
-        )
+        context.log(f"configuration {number}/{len(jobs)}: {label}")
+        sweep_and_train(context, job, grid, sweep_seeds, seeds, out, folder / label)
         _keep_finished(kept, fingerprint, files)
     shutil.rmtree(folder, ignore_errors=True)
+
+
+@dataclass(frozen=True)
+class ConfigurationFiles:
+    """What a sweep_and_train job writes for one configuration: a run file per seed, the
+    learning-rate sweep's table and its choice."""
+
+    runs: list[str]
+    sweep: str
+    selected: str
+
+    def files(self) -> list[str]:
+        return [*map(str, self.runs), str(self.sweep), str(self.selected)]
+
+    @classmethod
+    def of_group(cls, runs: list[str], sweeps: list[str], selected: list[str]) -> list[ConfigurationFiles]:
+        """A job group's outputs (its configurations' run files one after the other), per configuration."""
+        n = len(runs) // len(sweeps)
+        return [
+            cls(list(runs[i * n : (i + 1) * n]), s, c) for i, (s, c) in enumerate(zip(sweeps, selected, strict=True))
+        ]
+
+
+@dataclass(frozen=True)
+class CodecPretraining:
+    """The codec (eq. 7) a job group pre-trains before its configurations (rule pretrain_codec's
+    work, in the job): k, the config's ``codec`` settings, the k-means++ seed and the two files."""
+
+    k: int
+    settings: dict
+    seed: int
+    codec: str
+    report: str
+
+    def pretrain(self, context: JobContext, dataset: str) -> JobContext:
+        """The context with the codec pre-trained, written and read back as a job reading it would."""
+        from ..codec import pretrain_codec_files
+
+        pretrain_codec_files(
+            context.data.y_train,
+            self.k,
+            self.settings,
+            self.seed,
+            self.codec,
+            self.report,
+            dataset,
+            log=context.log,
+        )
+        return dataclasses.replace(context, pretrained=Codec.load(self.codec))
 
 
 def _keep_finished(folder: Path, fingerprint: str, files: list[str]) -> None:

@@ -1,24 +1,32 @@
-# Helpers shared by every rule: config validation, the dataset and configuration lists, and paths.
+# Helpers shared by every rule: config validation, and the input functions and paths of the rules.
+# What runs where (datasets, configurations, sweeps, job groups, seed packs) is planned by
+# targetcodec/train/plan.py from the config; this file only turns that plan into file names.
 
+import json
 import re
+import shlex
+import sys
+import time
 from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
+from snakemake.settings.types import DeploymentMethod
 from snakemake.utils import validate
 
 from targetcodec.config import check_config, coerce_command_line_values, describe_validation_error
-from targetcodec.methods import METHODS
-from targetcodec.report.outputs import EXTENSIONS, IN_REPORT, OUTPUTS
+from targetcodec.data.download import download_config
+from targetcodec.data.sources import DataSourceError, get_source, raw_files as _raw_files
+from targetcodec.data.sources.osv5m import CACHE_FILES, input_files as osv5m_input_files
+from targetcodec.osv5m.settings import stage_plan
+from targetcodec.report.outputs import EXTENSIONS, IN_REPORT
+from targetcodec.train import plan
 from targetcodec.train.settings import (
     Configuration,
     Runtime,
-    configurations,
     job_params,
     method_settings,
-    job_groups,
-    seed_list,
     pack_name,
-    seed_packs,
+    seed_list,
 )
 
 config.update(coerce_command_line_values(dict(config)))
@@ -36,16 +44,14 @@ except ValueError as e:
 
 RESULTS = config["results"]
 SEEDS = seed_list(config)
-PACKS = seed_packs(SEEDS, config["pack_size"])
+PACKS = plan.packs(config)
 SWEEPS = config["sweeps"]
-# The rows of Tables 3-5, then the extra k of Figure 4 (centre) for the methods of the k sweep.
-CONFIGURATIONS = configurations(config["methods"], config["k_values"])
-K_SWEEP_CONFIGURATIONS = (
-    [c for c in configurations(SWEEPS["k"]["methods"], SWEEPS["k"]["grid"]) if c not in CONFIGURATIONS]
-    if SWEEPS["k"]["enabled"]
-    else []
-)
-LAMBDA_SWEEPS = [p for p in ("lambda_kl", "lambda_auto") if SWEEPS[p]["enabled"] and "end_to_end" in config["methods"]]
+# The rows of Tables 3-5.
+CONFIGURATIONS = plan.reported_configurations(config)
+# Methods whose learning-rate sweep and reported runs share a job (rule sweep_and_train), and the
+# jobs of several configurations (sweeps.lr.job_per: k) that train them: {group: labels}.
+ONE_JOB_METHODS = plan.one_job_methods(config)
+JOB_GROUPS = plan.sweep_and_train_groups(config)
 # Resources of the training rules (train*, sweep*), the only ones that ask for a GPU, so profiles
 # need no list of rule names; a new training rule takes them as its resources (**TRAINING_RESOURCES).
 TRAINING_RESOURCES = dict(config["training_resources"])
@@ -54,6 +60,10 @@ TRAINING_RESOURCES = dict(config["training_resources"])
 # configurations first (a job of one k: its number of configurations), so that the longest do not
 # start last; the figures made from nothing (2, 8, 9) with the training jobs, not left for the end.
 PRIORITY = {"data": 100, "codec": 50, "training": 1, "report": 0}
+# Device and logging: passed as an object, which Snakemake leaves out of its rerun trigger.
+RUNTIME = Runtime.from_config(config, workflow.basedir)
+# The tables and figures of this run (targetcodec/report/outputs.py), each built by its own rule.
+REPORT_OUTPUTS = plan.report_outputs(config)
 
 
 wildcard_constraints:
@@ -64,23 +74,23 @@ wildcard_constraints:
 
 
 def datasets():
-    """The datasets of the benchmark's stages this run covers: run_datasets if given, else every enabled
-    entry; an osv5m dataset has its own stage (workflow/rules/osv5m.smk)."""
-    keys = config["run_datasets"] or [key for key, spec in config["datasets"].items() if spec.get("enabled", True)]
-    return [key for key in keys if config["datasets"][key].get("source") != "osv5m"]
+    return plan.datasets(config)
 
 
 def dataset_code(dataset):
     return config["datasets"][dataset].get("code", dataset)
 
 
-def run_files(dataset, labels=None):
-    labels = labels or [c.label for c in CONFIGURATIONS + K_SWEEP_CONFIGURATIONS]
-    return expand(f"{RESULTS}/runs/{dataset}/{{configuration}}/seed{{seed}}.json", configuration=labels, seed=SEEDS)
-
-
 def all_run_files():
-    return [path for dataset in datasets() for path in run_files(dataset)]
+    """Every reported seed of every trained configuration (the k sweep's extra k too) on every dataset."""
+    labels = [c.label for c in plan.trained_configurations(config)]
+    return [
+        path
+        for dataset in datasets()
+        for path in expand(
+            f"{RESULTS}/runs/{dataset}/{{configuration}}/seed{{seed}}.json", configuration=labels, seed=SEEDS
+        )
+    ]
 
 
 def all_final_selected_files():
@@ -89,8 +99,8 @@ def all_final_selected_files():
     return [
         selected_file(param, dataset, c.label)
         for dataset in datasets()
-        for c in CONFIGURATIONS + K_SWEEP_CONFIGURATIONS
-        for param in final_sweeps(c.label)
+        for c in plan.trained_configurations(config)
+        for param in plan.final_sweeps(config, c.label)
     ]
 
 
@@ -98,32 +108,11 @@ def selected_file(param, dataset, label):
     return f"{RESULTS}/selected/{param}/{dataset}/{label}.json"
 
 
-def final_sweeps(label):
-    """The sweeps whose choices a configuration's reported runs take: the learning rate, and the
-    lambdas set to "selected"."""
-    params = ["lr"] if SWEEPS["lr"]["enabled"] else []
-    if Configuration.parse(label).method == "end_to_end":
-        params += [p for p in ("lambda_kl", "lambda_auto") if config["end_to_end"][p] == "selected"]
-    return params
-
-
 def final_selected_inputs(wildcards):
-    return [selected_file(p, wildcards.dataset, wildcards.configuration) for p in final_sweeps(wildcards.configuration)]
-
-
-# Methods whose learning-rate sweep and reported runs share a job (sweep_and_train in train.smk): those whose
-# runs read no other sweep, when all seeds form one pack (sweeps.lr.one_job in config.yaml).
-ONE_JOB_METHODS = (
-    sorted({c.method for c in CONFIGURATIONS + K_SWEEP_CONFIGURATIONS if final_sweeps(c.label) == ["lr"]})
-    if SWEEPS["lr"]["enabled"] and SWEEPS["lr"]["one_job"] and len(PACKS) == 1
-    else []
-)
-
-
-# The jobs that train them (sweeps.lr.job_per): one per configuration (rule sweep_and_train), or one
-# per k, all the configurations with that k one after the other (rules sweep_and_train_k5, ...).
-ONE_JOB_CONFIGURATIONS = [c for c in CONFIGURATIONS + K_SWEEP_CONFIGURATIONS if c.method in ONE_JOB_METHODS]
-JOB_GROUPS = job_groups(ONE_JOB_CONFIGURATIONS) if SWEEPS["lr"]["job_per"] == "k" else {}
+    return [
+        selected_file(p, wildcards.dataset, wildcards.configuration)
+        for p in plan.final_sweeps(config, wildcards.configuration)
+    ]
 
 
 def group_training_jobs(labels):
@@ -132,37 +121,22 @@ def group_training_jobs(labels):
 
 
 def group_codec_outputs(labels, extension):
-    """The pre-trained codec (eq. 7) a job group makes first, if one of its configurations needs it
-    (its configurations share k): pre-trained in the job, not in a job of its own."""
-    needed = [Configuration.parse(label) for label in labels if needs_pretrained_codec(label)]
-    return [f"{RESULTS}/codecs/{{dataset}}/k{needed[0].k}.{extension}"] if needed else []
-
-
-def lambda_sweep_labels():
-    return [c.label for c in CONFIGURATIONS if c.method == "end_to_end"]
+    """The pre-trained codec (eq. 7) a job group makes first, if it needs one."""
+    k = plan.group_codec_k(config, labels)
+    return [] if k is None else [f"{RESULTS}/codecs/{{dataset}}/k{k}.{extension}"]
 
 
 def swept_labels(param):
-    """The configurations a parameter's sweep job trains: the learning rate for those whose reported
-    runs are trained in a job of their own (not sweep_and_train), the lambdas for end to end."""
-    if param != "lr":
-        return lambda_sweep_labels() if param in LAMBDA_SWEEPS else []
-    if not SWEEPS["lr"]["enabled"]:
-        return []
-    return [c.label for c in CONFIGURATIONS + K_SWEEP_CONFIGURATIONS if c not in ONE_JOB_CONFIGURATIONS]
+    return plan.swept_labels(config, param)
 
 
 def all_sweep_files():
     """Every sweep table: learning rate for every trained configuration, lambdas for end to end."""
-    files = []
-    for dataset in datasets():
-        if SWEEPS["lr"]["enabled"]:
-            files += [
-                f"{RESULTS}/sweeps/lr/{dataset}/{c.label}.parquet" for c in CONFIGURATIONS + K_SWEEP_CONFIGURATIONS
-            ]
-        for param in LAMBDA_SWEEPS:
-            files += [f"{RESULTS}/sweeps/{param}/{dataset}/{label}.parquet" for label in lambda_sweep_labels()]
-    return files
+    return [
+        f"{RESULTS}/sweeps/{param}/{dataset}/{label}.parquet"
+        for dataset in datasets()
+        for param, label in plan.sweep_tables(config)
+    ]
 
 
 def training_job(wildcards):
@@ -171,34 +145,11 @@ def training_job(wildcards):
     return job_params(config, wildcards.dataset, wildcards.configuration)
 
 
-# Device and logging: passed as an object, which Snakemake leaves out of its rerun trigger.
-RUNTIME = Runtime.from_config(config, workflow.basedir)
-
-
-def needs_pretrained_codec(label):
-    """Whether a configuration's method starts from the pre-trained codec (eq. 7)."""
-    method = METHODS[Configuration.parse(label).method]
-    return method.uses_k and method.needs_pretrained_codec(method_settings(config))
-
-
 def codec_input(wildcards):
     """The pre-trained codec (eq. 7) a training job needs, if its method uses one."""
-    if needs_pretrained_codec(wildcards.configuration):
+    if plan.needs_pretrained_codec(config, wildcards.configuration):
         return f"{RESULTS}/codecs/{wildcards.dataset}/k{Configuration.parse(wildcards.configuration).k}.npz"
     return []
-
-
-def sweep_shown(sweep):
-    """Whether the sweep an output shows runs: Table 6 and Figure 4 (centre, bottom)."""
-    if sweep == "lambda_kl":
-        return "lambda_kl" in LAMBDA_SWEEPS
-    if sweep == "k":
-        return bool(K_SWEEP_CONFIGURATIONS or (SWEEPS["k"]["enabled"] and SWEEPS["k"]["methods"]))
-    return True
-
-
-# The tables and figures of this run (targetcodec/report/outputs.py), each built by its own rule.
-REPORT_OUTPUTS = [o for o in OUTPUTS.values() if sweep_shown(o.shows)]
 
 
 def all_outputs():
@@ -245,16 +196,6 @@ def report_source(output_entry):
 
 # The data stage (data.smk): the raw-data cache and the files each dataset is prepared from.
 
-import json
-import shlex
-import sys
-import time
-
-from snakemake.settings.types import DeploymentMethod
-
-from targetcodec.data.download import download_config
-from targetcodec.data.sources import DataSourceError, get_source, raw_files as _raw_files
-
 DATA_CACHE = str(Path(config["data_cache"]))  # without a trailing slash
 
 
@@ -296,13 +237,6 @@ def download_request(keys, output=None):
 
 # The OSV5M stage (osv5m.smk): active only when a dataset with source osv5m is in the run.
 
-import json
-import shlex
-import sys
-
-from targetcodec.data.sources.osv5m import CACHE_FILES
-from targetcodec.osv5m.settings import stage_plan
-
 try:
     OSV_PLAN = stage_plan(config)  # None when no osv5m dataset is in the run
 except ValueError as e:
@@ -329,11 +263,8 @@ OSV_EMBEDDINGS = f"{RESULTS}/osv5m/embeddings" if OSV_IMAGES else (OSV_PLAN.embe
 
 
 def osv5m_inputs():
-    from targetcodec.data.sources.osv5m import input_files
-    from targetcodec.data.sources import DataSourceError
-
     try:
-        files = [str(p) for p in input_files(osv5m_root())]
+        files = [str(p) for p in osv5m_input_files(osv5m_root())]
     except DataSourceError as e:
         raise WorkflowError(str(e)) from None
     if OSV_IMAGES:  # embeddings computed by osv5m_embed from the images

@@ -11,7 +11,7 @@ for pack in PACKS:
 
     rule:
         name:
-            "train" if len(PACKS) == 1 else f"train_{pack_name(pack)}".replace("-", "_")
+            plan.train_rule(pack, PACKS)
         input:
             data=f"{RESULTS}/prepared/{{dataset}}.npz",
             codec=codec_input,

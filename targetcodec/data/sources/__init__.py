@@ -22,7 +22,6 @@ __all__ = [
     "Source",
     "SOURCES",
     "get_source",
-    "load_dataset",
     "raw_files",
     "load_verified",
     "synthetic_table",
@@ -62,7 +61,3 @@ def load_verified(key: str, spec: dict, cache_dir: Path | str) -> tuple[RawData,
     official = source.publisher_checksum(key, spec)
     checks = verified_files(key, spec, raw_files(key, spec, cache_dir), official, missing_ok=not source.needs_network)
     return source.load(key, spec, Path(cache_dir)), checks
-
-
-def load_dataset(key: str, spec: dict, cache_dir: Path | str) -> RawData:
-    return load_verified(key, spec, cache_dir)[0]
