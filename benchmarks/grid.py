@@ -492,41 +492,27 @@ def group_job_specs(config: dict, results: Path) -> list[dict]:
 def run_group_job(spec: dict) -> None:
     """One job of rule sweep_and_train_<k>, as its script (workflow/scripts/sweep_and_train_group.py)
     runs it under Snakemake."""
-    from targetcodec.codec import pretrain_codec_files
-    from targetcodec.data import SplitData
     from targetcodec.joblog import job_log, set_threads
     from targetcodec.locks import checkpoint_lock
-    from targetcodec.train.jobs import sweep_and_train_group
+    from targetcodec.train.jobs import CodecPretraining, ConfigurationFiles, JobContext, sweep_and_train_group
     from targetcodec.train.selection import sweep_seeds
     from targetcodec.train.settings import Runtime, TrainingJob
 
     with job_log(spec["log"]) as log, checkpoint_lock(spec["checkpoints"], log):
         set_threads(1)
-        data = SplitData.load(spec["data"])
-        if spec["codec"]:
-            pretrain_codec_files(
-                data.y_train,
-                spec["k"],
-                spec["codec_settings"],
-                spec["codec_seed"],
-                spec["codec"],
-                spec["codec_report"],
-                spec["dataset"],
-                log=log,
-            )
         runtime = Runtime(**spec["runtime"])
+        codec = spec["codec"]
         sweep_and_train_group(
+            JobContext.load(spec["data"], None, runtime, log),
             [TrainingJob.from_params(job, runtime) for job in spec["jobs"]],
             grid=spec["grid"],
             sweep_seeds=sweep_seeds(spec["sweep_seeds"]),
             seeds=spec["seeds"],
-            data_path=spec["data"],
-            codec_path=spec["codec"],
-            outputs=spec["outputs"],
+            outputs=[ConfigurationFiles(**files) for files in spec["outputs"]],
             checkpoints=spec["checkpoints"],
-            workflow_dir=runtime.workflow_dir,
-            log=log,
-            data=data,
+            codec=CodecPretraining(spec["k"], spec["codec_settings"], spec["codec_seed"], codec, spec["codec_report"])
+            if codec
+            else None,
         )
 
 

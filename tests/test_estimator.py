@@ -128,7 +128,7 @@ def test_a_rows_prediction_does_not_depend_on_the_other_rows():
 def test_a_bad_parameter_is_refused_at_fit_naming_it(params, words, monkeypatch):
     """Checked before any training (scikit-learn's parameter validation): a negative learning rate
     used to fit silently to an R^2 of -26, an absurd one to -8.6."""
-    monkeypatch.setattr(targetcodec.estimator, "train_pack", lambda *a, **k: pytest.fail("trained"))
+    monkeypatch.setattr(targetcodec.estimator, "train_pack_with_predictor", lambda *a, **k: pytest.fail("trained"))
     X, y = data(40)
     model = quick().set_params(**params)
     with pytest.raises(ValueError) as error:
@@ -149,7 +149,7 @@ def test_a_fit_in_which_every_run_diverged_fails_naming_the_cause():
 
 def test_a_diverged_seed_is_left_out_of_the_predictions_with_a_warning(monkeypatch):
     """A run that diverged keeps its initial weights: its predictions are left out of the mean."""
-    real = targetcodec.estimator.train_pack
+    real = targetcodec.estimator.train_pack_with_predictor
 
     def second_run_diverges(*args, **kwargs):
         results, predictor = real(*args, **kwargs)
@@ -157,7 +157,7 @@ def test_a_diverged_seed_is_left_out_of_the_predictions_with_a_warning(monkeypat
         return results, predictor
 
     X, y = data()
-    monkeypatch.setattr(targetcodec.estimator, "train_pack", second_run_diverges)
+    monkeypatch.setattr(targetcodec.estimator, "train_pack_with_predictor", second_run_diverges)
     with pytest.warns(ConvergenceWarning, match=r"1 of 2 runs diverged \(seeds \[1\]"):
         model = quick(seeds=[0, 1]).fit(X, y)
     assert model.diverged_seeds_ == [1] and model.ensemble_ == [0]

@@ -546,6 +546,7 @@ CHANGES = {
     "osv5m.embeddings": ("/data/embeddings", {}),
     "osv5m.validation": ("folder", {}),
     "osv5m.validation_seed": (1, {}),
+    "osv5m.max_bad_fraction": (0.01, {}),
     "osv5m.target_scaling": ("minmax", {}),
     "osv5m.head.width": (64, {}),
     "osv5m.head.depth": (3, {}),
@@ -577,6 +578,7 @@ CHANGES = {
     "codec.weight_decay": (1e-3, {}),
     "codec.weight_decay_mode": ("l2", {}),
     "codec.grid": ("midpoints", {}),
+    "codec.grid_by_method": ({"end_to_end": "midpoints"}, {}),  # refused: one 2-D grid for every method here
     "codec.softmax_decoder_init": ("zeros", {}),
     "codec.pretrain.steps": (10, {}),
     "codec.pretrain.lr": (0.1, {}),
@@ -585,6 +587,7 @@ CHANGES = {
     "end_to_end.lambda_kl": ("selected", {}),  # refused: no sweeps at this scale
     "end_to_end.lambda_auto": (0.5, {}),
     "end_to_end.codec_init": ("pretrained", {}),
+    "end_to_end.kl_reduction": ("mean", {}),
     "huber_delta": (0.5, {}),
     "device": ("cpu", {}),
     "method_modules": (["targetcodec.objectives"], {}),

@@ -196,6 +196,11 @@ def stage_plan(config: dict) -> StagePlan | None:
     from ..train.settings import configurations, seed_packs
 
     key, o = found[0], config["osv5m"]
+    if config["codec"].get("grid_by_method"):
+        raise ValueError(
+            "config key 'codec.grid_by_method': the osv5m stage places every method's classes on one 2-D grid "
+            "(codec.grid); run it without grid_by_method"
+        )
     seeds = list(range(o["seeds"])) if isinstance(o["seeds"], int) else list(o["seeds"])
     ddp = o["parallel"] == "ddp"
     resources = dict(o["training_resources"])
