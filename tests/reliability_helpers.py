@@ -1,4 +1,4 @@
-"""What the reliability tests (issue 10) share: the workflow's config as Snakemake sees it, real
+"""What the reliability tests (docs/reliability.md) share: the workflow's config as Snakemake sees it, real
 prepared data, and real training jobs in a temporary folder."""
 
 from __future__ import annotations

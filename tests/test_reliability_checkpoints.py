@@ -1,11 +1,11 @@
-"""Issue 10, class 5: nothing a user hands the workflow can run code, and a killed job resumes.
+"""Fault classes untrusted_files and interrupted_jobs: nothing a user hands the workflow can run code, and a killed job resumes.
 
 Real malicious files, each with a payload that writes a marker file when unpickled, placed where
 the workflow reads: the training checkpoint of a real job, the prepared .npz, the codec .npz, the
 MedMNIST cache file, and openml-python's pickled copy in the OpenML cache. Each is refused (or,
 for openml-python's copy, removed before openml-python could read it) and its payload never runs.
 And a real training job killed with SIGKILL mid-training resumes from its checkpoint (loaded with
-``weights_only=True``) to the same numbers. The README counts the cases of ``test_fault_...``.
+``weights_only=True``) to the same numbers.
 """
 
 import hashlib
@@ -68,6 +68,7 @@ def job(folder, data, checkpoint, seeds=(0, 1), **overrides):
     return outputs, lines
 
 
+@pytest.mark.fault("untrusted_files")
 def test_fault_malicious_checkpoint_is_refused_and_its_payload_never_runs(prepared, tmp_path):
     marker = tmp_path / "marker"
     checkpoint = tmp_path / "checkpoints" / "seeds0-1.ckpt"
@@ -87,6 +88,7 @@ def test_fault_malicious_checkpoint_is_refused_and_its_payload_never_runs(prepar
     assert all(os.path.exists(p) for p in outputs) and not marker.exists()
 
 
+@pytest.mark.fault("interrupted_jobs")
 def test_fault_checkpoint_of_other_settings_is_refused_by_its_fingerprint(prepared, tmp_path):
     checkpoint = tmp_path / "run.ckpt"
     config = workflow_config(
@@ -113,6 +115,7 @@ def test_fault_checkpoint_of_other_settings_is_refused_by_its_fingerprint(prepar
         job(tmp_path, prepared, checkpoint, training={"mlp": {"max_epochs": 30, "patience": 30}})
 
 
+@pytest.mark.fault("interrupted_jobs")
 def test_fault_a_pack_resumes_with_other_logging_and_evaluation_chunks(prepared, tmp_path):
     """How a pack runs (progress lines, evaluation chunks, compilation) is not what it computes: a job
     started again with other such settings resumes from its checkpoint, to the same numbers."""
@@ -155,6 +158,7 @@ def sweep_and_train_job(folder, data, grid=(1e-2, 3e-2), log=None):
     return outputs
 
 
+@pytest.mark.fault("interrupted_jobs")
 def test_fault_a_job_killed_after_its_sweep_does_not_sweep_again(prepared, tmp_path, monkeypatch):
     """sweep_and_train keeps its finished sweep beside its checkpoints until the reported runs are
     written: killed while training them, it starts again from them, with the uninterrupted numbers;
@@ -215,6 +219,7 @@ def group_job(folder, data, log=None):
     return outputs
 
 
+@pytest.mark.fault("interrupted_jobs")
 def test_fault_a_job_of_several_configurations_killed_half_way_trains_only_what_it_had_not_finished(
     prepared, tmp_path, monkeypatch
 ):
@@ -267,6 +272,7 @@ def malicious_npz(path, names, marker):
     return path
 
 
+@pytest.mark.fault("untrusted_files")
 @pytest.mark.parametrize(
     "reader, names",
     [
@@ -283,6 +289,7 @@ def test_fault_pickled_array_in_an_npz_is_refused(tmp_path, reader, names):
     assert not marker.exists()
 
 
+@pytest.mark.fault("untrusted_files")
 def test_fault_pickled_array_in_a_medmnist_cache_file_is_refused(tmp_path):
     marker = tmp_path / "marker"
     cache = tmp_path / "cache"
@@ -304,6 +311,7 @@ def test_fault_pickled_array_in_a_medmnist_cache_file_is_refused(tmp_path):
     assert not marker.exists() and not out.exists()
 
 
+@pytest.mark.fault("untrusted_files")
 def test_fault_pickle_in_a_copied_openml_cache_is_removed_unread(tmp_path, no_network):  # noqa: F811
     """openml-python unpickles dataset_<id>.pkl.py3 when it finds one; a copied-in OpenML cache
     holding a malicious one: the download step removes it before openml-python looks."""
@@ -344,6 +352,7 @@ train_configuration(context, TrainingJob.from_params(job_params(config, "diabete
 """
 
 
+@pytest.mark.fault("interrupted_jobs")
 def test_fault_training_job_killed_mid_training_resumes_to_the_same_numbers(prepared, tmp_path):
     def script(folder):
         outputs = [str(folder / f"seed{s}.json") for s in (0, 1)]

@@ -1,11 +1,10 @@
-"""Issue 10, class 3: the config schema has no open doors. Every mapping is closed, each dataset
+"""Fault class bad_config: the config schema has no open doors. Every mapping is closed, each dataset
 source accepts its own keys only, and a wrong key stops the run with a message that names it and
 the nearest valid key.
 
 Each bad configuration goes through what workflow/rules/common.smk does (Snakemake's ``validate``
 with the project's schema, ``describe_validation_error``, ``check_config``) on config.yaml merged
 with the tiny preset, as ``--configfile`` merges them; one goes through ``snakemake -n`` itself.
-The README's reliability section counts the cases of ``test_bad_config_is_refused``.
 """
 
 import copy
@@ -18,6 +17,8 @@ from snakemake.utils import update_config, validate
 
 from targetcodec.config import check_config, describe_validation_error
 from workflow_helpers import copy_workflow, snakemake
+
+pytestmark = pytest.mark.fault("bad_config")  # counted by tests/fault_classes.py
 
 REPO = Path(__file__).resolve().parents[1]
 SCHEMA = str(REPO / "workflow" / "schemas" / "config.schema.yaml")
@@ -49,7 +50,7 @@ MINE = {"source": "file", "path": "mine.csv", "target": "y"}
 
 # (override as YAML, the key the message must name, words it must contain)
 BAD = [
-    # typos in dataset entries, the open door of the issue
+    # typos in dataset entries, which the schema once let through
     ("datasets: {ailerons: {dorp: [x]}}", "datasets.ailerons.dorp", "did you mean 'drop'?"),
     ("datasets: {diabetes: {tagret: y}}", "datasets.diabetes.tagret", "did you mean 'target'?"),
     (
@@ -161,7 +162,7 @@ def test_every_preset_and_config_yaml_are_accepted(preset):
 
 
 def test_every_dataset_key_the_docs_name_is_accepted_by_its_source():
-    """The keys the README and docs/datasets.md use in examples, on the sources they belong to."""
+    """The keys docs/datasets.md uses in examples, on the sources they belong to."""
     entries = {
         "mine": {
             **MINE,

@@ -1,11 +1,10 @@
-"""Issue 10, class 4: a damaged output names itself and says what to do.
+"""Fault class damaged_files: a damaged output names itself and says what to do.
 
 Every reader of what the workflow writes (run JSON, prepared .npz, codec .npz, selected JSON,
 sweep parquet, metrics parquet, training checkpoint) gets a real file of the tiny preset's run,
 truncated, emptied or with a part missing: the error names the file and says "delete it and run
 the workflow again" (the checkpoint: "delete it to start again"); and in a copy of that run,
 Snakemake stops on a damaged run file with that message, and rebuilds it once it is deleted.
-The README's reliability section counts the cases of ``test_fault_...``.
 """
 
 import json
@@ -22,7 +21,10 @@ from targetcodec.report.aggregate import load_runs, load_sweeps
 from targetcodec.train.jobs import read_selected
 from workflow_helpers import failed_job_logs, job_counts, snakemake
 
-pytestmark = pytest.mark.slow  # real files of the tiny preset's run (the session's tiny_run)
+pytestmark = [
+    pytest.mark.slow,  # real files of the tiny preset's run (the session's tiny_run)
+    pytest.mark.fault("damaged_files"),  # counted by tests/fault_classes.py
+]
 
 READERS = {  # file of the tiny run -> how the workflow reads it
     "run JSON": ("runs/diabetes/least_squares/seed0.json", lambda p: load_runs([p])),

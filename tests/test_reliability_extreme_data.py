@@ -1,12 +1,10 @@
-"""Issue 10, class 2: values that do not survive scaling to float32 stop preparation.
+"""Fault class bad_data: values that do not survive scaling to float32 stop preparation.
 
 A value far outside the rest of its column (or beyond float32) erases the column when min-max
 scaling squeezes every other row into float32's resolution of 0; in a test row it made every test
 metric NaN; in the target it crushed the [0, 1] range. Each case is a real CSV file prepared by the
 real prepare step (the ``file`` source): it stops with a message naming the dataset, the column
 and the row count, and writes nothing, or, with ``extreme_values: drop``, drops and counts the rows.
-The README's reliability section counts the cases of ``test_bad_data_is_refused`` and
-``test_bad_data_is_handled_by_the_documented_rule``.
 """
 
 import numpy as np
@@ -16,6 +14,8 @@ import pytest
 from data_helpers import leftovers
 from targetcodec.data.prepare import collapses, prepare_dataset, split_indices
 from targetcodec.data.sources import DataSourceError
+
+pytestmark = pytest.mark.fault("bad_data")  # counted by tests/fault_classes.py
 
 SPLIT = {"train": 0.8, "val": 0.1, "test": 0.1, "seed": 0}
 N = 200

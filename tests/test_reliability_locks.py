@@ -14,6 +14,8 @@ import pytest
 from targetcodec.locks import CheckpointInUse, checkpoint_lock, lock_file
 from workflow_helpers import REPO, copy_workflow, snakemake
 
+pytestmark = pytest.mark.fault("concurrent_runs")  # counted by tests/fault_classes.py
+
 HOLD = """
 import sys
 from targetcodec.locks import checkpoint_lock

@@ -1,9 +1,9 @@
-"""Issue 10, class 7: each message names the real cause.
+"""Fault class bad_data: each message names the real cause.
 
 Real files through the real prepare step (the ``file`` source): too few rows was reported as a
 feature problem (every column has fewer than 10 distinct values when there are fewer than 10
 rows), a header-only file as a feature problem, and a numeric target with one bad string with an
-example value that is a valid number. The README counts these cases with the bad data files.
+example value that is a valid number.
 """
 
 import numpy as np
@@ -13,6 +13,8 @@ import pytest
 from data_helpers import leftovers
 from targetcodec.data.prepare import prepare_dataset
 from targetcodec.data.sources import DataSourceError
+
+pytestmark = pytest.mark.fault("bad_data")  # counted by tests/fault_classes.py
 
 SPLIT = {"train": 0.8, "val": 0.1, "test": 0.1, "seed": 0}
 

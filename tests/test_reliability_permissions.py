@@ -1,4 +1,4 @@
-"""Issue 10, class 6: outputs respect the umask, so that a results folder on a shared file system
+"""Fault class permissions: outputs respect the umask, so that a results folder on a shared file system
 can be read by the group (mkstemp creates 0600 files; every output used to keep that mode).
 
 Every kind of file the workflow writes goes through io.atomic_path: text, JSON, .npz, parquet,
@@ -20,6 +20,8 @@ from targetcodec import METHODS, Architecture, RunSpec, TrainingConfig, train_pa
 from targetcodec.codec import initial_codec
 from targetcodec.data.cache import place_file
 from targetcodec.io import atomic_save_npz, atomic_write_json, atomic_write_text, current_umask, write_parquet
+
+pytestmark = pytest.mark.fault("permissions")  # counted by tests/fault_classes.py
 
 
 def writers(folder):
