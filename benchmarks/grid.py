@@ -1,7 +1,7 @@
 """The grid benchmark: a fixed slice of the paper's grid through Snakemake, timed, with where the time went.
 
     .venv/bin/python benchmarks/grid.py                                   # this working tree, small slice
-    .venv/bin/python benchmarks/grid.py --commits e8ab8ad HEAD            # two commits side by side
+    .venv/bin/python benchmarks/grid.py --commits main HEAD               # two commits side by side
     .venv/bin/python benchmarks/grid.py --size paper --cores 8            # 10 seeds, the full lr sweep (GPU)
 
 The slice: two datasets (``--datasets``, read from ``--data-cache``, default ../shared/data), all 17

@@ -4,7 +4,7 @@ Each run keeps its own initialisation, data order, dropout masks, learning rate 
 gradient clipping, early stopping and best checkpoint; the pack only shares the arithmetic.
 Runs that stop early leave the computation: the pack is compacted to the runs still training, which
 changes no run's numbers (tests/test_pack_equivalence.py) and makes a pack's later epochs cheaper.
-The README's "Speed" section has the measured gain (benchmarks/pack_speed.py, benchmarks/grid.py).
+docs/performance.md has the measured gain (benchmarks/pack_speed.py, benchmarks/grid.py).
 """
 
 from __future__ import annotations
