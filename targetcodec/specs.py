@@ -71,7 +71,7 @@ class MethodSettings:
     soft_binning_lambda_sigma: float = 0.5  # sigma = lambda_sigma * delta_mu in Tables 3-5
     alpha: float = 1e-6  # entropy penalty of eq. (7), Appendix B
     end_to_end_codec_init: str = "grid"  # "grid" (section 3.3 init) or "pretrained" (eq. 7 codec)
-    kl_reduction: str = "sum"  # eq. (8)'s KL term: "sum" over the k classes or "mean" (divided by k)
+    kl_reduction: str = "mean"  # eq. (8)'s KL term: "mean" (divided by k, torch's kl_div) or "sum" over k
     grid: str = (
         "endpoints"  # m = 1 codec grid: "endpoints" c_i = i/(k-1) or "midpoints" (i+1/2)/k (codec.grid_centroids)
     )
