@@ -587,7 +587,7 @@ CHANGES = {
     "end_to_end.lambda_kl": ("selected", {}),  # refused: no sweeps at this scale
     "end_to_end.lambda_auto": (0.5, {}),
     "end_to_end.codec_init": ("pretrained", {}),
-    "end_to_end.kl_reduction": ("mean", {}),
+    "end_to_end.kl_reduction": ("sum", {}),
     "huber_delta": (0.5, {}),
     "device": ("cpu", {}),
     "method_modules": (["targetcodec.objectives"], {}),

@@ -401,6 +401,7 @@ def test_a_damaged_cache_file_is_named_with_what_to_do(data, tmp_path, name, dam
 
 
 # --------------------------------------------------------------------------- through the workflow
+@pytest.mark.slow
 def test_the_prepare_rule_passes_the_new_keys(data, tmp_path):
     """osv5m.max_bad_fraction and osv5m.validation reach the preparation through the rule."""
     from workflow_helpers import copy_workflow, snakemake
