@@ -30,9 +30,9 @@ def training(counts: dict) -> int:
     return sum(n for rule, n in counts.items() if rule.startswith(("train", "sweep")))
 
 
-def test_the_full_grid_plans_121_jobs_88_of_them_training():
+def test_the_full_grid_plans_123_jobs_88_of_them_training():
     counts = plan.job_counts(config())
-    assert sum(counts.values()) == 121 and training(counts) == 88
+    assert sum(counts.values()) == 123 and training(counts) == 88
     # per dataset a job per k (each configuration's learning-rate sweep and then its seeds, one
     # configuration after the other), and the lambda_KL sweeps of end to end in jobs of their own
     assert counts == {
@@ -43,15 +43,17 @@ def test_the_full_grid_plans_121_jobs_88_of_them_training():
         "aggregate": 1,
         "aggregate_sweeps": 1,
         **{o.name: 1 for o in plan.report_outputs(config())},
+        "linear_regression": 1,
+        "paper_comparison": 1,
         "all": 1,
     }
     assert len(plan.report_outputs(config())) == 14  # Tables 3-6, Figures 2-9 (three of Figure 4)
 
 
-def test_the_demo_preset_plans_37_jobs_18_of_them_training():
+def test_the_demo_preset_plans_39_jobs_18_of_them_training():
     demo = config("demo.yaml")
     counts = plan.job_counts(demo)
-    assert sum(counts.values()) == 37 and training(counts) == 18
+    assert sum(counts.values()) == 39 and training(counts) == 18
     assert "download_dataset" not in counts and counts["prepare"] == 2
     assert {rule: n for rule, n in counts.items() if rule.startswith("sweep_and_train")} == {
         f"sweep_and_train_{group}": 2 for group in ("no_k", "k3", "k5", "k15", "k25", "k45")
@@ -75,7 +77,7 @@ def test_a_job_group_trains_every_configuration_of_its_k_and_makes_the_codec_it_
 def test_one_job_per_configuration_pretrains_the_codecs_in_jobs_of_their_own():
     counts = plan.job_counts(config(sweeps={"lr": {"job_per": "configuration"}}))
     assert counts["sweep_and_train"] == 8 * 25 and counts["pretrain_codec"] == 8 * 7
-    assert sum(counts.values()) == 313
+    assert sum(counts.values()) == 315
 
 
 def test_packs_of_seeds_train_apart_from_their_sweep():
@@ -86,7 +88,7 @@ def test_packs_of_seeds_train_apart_from_their_sweep():
     assert plan.one_job_methods(packed) == [] and plan.sweep_and_train_groups(packed) == {}
     counts = plan.job_counts(packed)
     assert counts["train_seeds0_4"] == counts["train_seeds5_9"] == counts["sweep_lr"] == 8 * 25
-    assert sum(counts.values()) == 713
+    assert sum(counts.values()) == 715
     assert plan.train_rule([0, 1], [[0, 1]]) == "train" and plan.train_rule([3], [[2], [3]]) == "train_seed3"
 
 

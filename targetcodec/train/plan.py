@@ -214,5 +214,6 @@ def job_counts(config: dict, data_cache: str | None = None) -> dict[str, int]:
         counts["aggregate"] = 1
         counts["aggregate_sweeps"] = int(bool(sweep_tables(config)))
         counts.update(o.name for o in report_outputs(config))
+        counts.update(["linear_regression", "paper_comparison"])  # the comparison with the paper (report.smk)
     counts["all"] = 1
     return {rule: n for rule, n in counts.items() if n}
