@@ -126,7 +126,8 @@ class PackedNetwork(torch.nn.Module):
         for r in range(self.runs):
             h = (x if shared else x[r]).contiguous(memory_format=torch.channels_last)
             for w, b in zip(weights, biases):
-                h = F.avg_pool2d(torch.relu(F.conv2d(h, w[r], b[r], padding=1)), 2)
+                # in place: the convolution's backward needs its input, not its output
+                h = F.avg_pool2d(F.relu(F.conv2d(h, w[r], b[r], padding=1), inplace=True), 2)
             features.append(h.flatten(1))  # C, H, W order, whatever the layout
         return torch.stack(features)
 
