@@ -295,8 +295,10 @@ class _Pack:
         self.hp = {name: column(name).unsqueeze(1) for name in ("lambda_kl", "lambda_auto", "lambda_pred")}
 
         # training.compile: the forward pass and loss as one compiled graph (the dropout uniforms come
-        # from the runs' generators outside it); numbers equal the eager ones within float rounding
-        self.compiled_loss = torch.compile(self._loss, dynamic=True) if training.compile else None
+        # from the runs' generators outside it); numbers equal the eager ones within float rounding.
+        # Shapes become symbolic only where they change (batch, runs): inductor cannot lay out the
+        # CNN's activations with symbolic image sizes
+        self.compiled_loss = torch.compile(self._loss, dynamic=None) if training.compile else None
 
         self.active = torch.arange(self.R)  # the runs still training
         self.best_params = [p.detach().clone() for p in self.params]
