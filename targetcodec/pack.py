@@ -295,8 +295,9 @@ class _Pack:
         self.hp = {name: column(name).unsqueeze(1) for name in ("lambda_kl", "lambda_auto", "lambda_pred")}
 
         # training.compile: the forward pass and loss as one compiled graph (the dropout uniforms come
-        # from the runs' generators outside it); numbers equal the eager ones within float rounding
-        self.compiled_loss = torch.compile(self._loss, dynamic=True) if training.compile else None
+        # from the runs' generators outside it); numbers equal the eager ones within float rounding.
+        # Shapes become symbolic only where they change (batch, runs; see train_one_epoch)
+        self.compiled_loss = torch.compile(self._loss, dynamic=None) if training.compile else None
 
         self.active = torch.arange(self.R)  # the runs still training
         self.best_params = [p.detach().clone() for p in self.params]
@@ -324,9 +325,12 @@ class _Pack:
             psi = self.psi_train[idx] if self.psi_train is not None else None
             if self.compiled_loss is not None:
                 uniforms = self.net.dropout_uniforms(idx.shape[1], dropout_generators)
-                loss = self.compiled_loss(
-                    self.X_train[idx], self.y_train[idx], psi, uniforms, self.codec_params, self.hp
-                )
+                X = self.X_train[idx]
+                # a row's shape never changes; symbolic image sizes (which another pack compiled in
+                # this process can leave behind) stop inductor laying out the CNN's activations
+                for dim in range(2, X.dim()):
+                    torch._dynamo.mark_static(X, dim)
+                loss = self.compiled_loss(X, self.y_train[idx], psi, uniforms, self.codec_params, self.hp)
             else:
                 out = self.net(self.X_train[idx], dropout_generators)
                 loss = (

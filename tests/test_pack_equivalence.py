@@ -4,6 +4,7 @@
 import dataclasses
 import math
 
+import numpy as np
 import pytest
 import torch
 
@@ -22,6 +23,7 @@ from targetcodec import (
 from targetcodec.codec import initial_codec
 from targetcodec.reference import train_single_run
 
+SPLITS = ("train", "val", "test")
 TRAINING = TrainingConfig(batch_size=32, max_epochs=8, patience=3, log_every=100)
 # Different learning rates and lambdas per run: a sweep joins the pack.
 RUNS = [
@@ -143,11 +145,21 @@ def test_run_does_not_depend_on_its_pack():
 
 
 @pytest.mark.slow
-def test_compiled_step_equals_the_eager_step():
+@pytest.mark.parametrize("kind", ["mlp", "cnn"])
+def test_compiled_step_equals_the_eager_step(kind):
     """training.compile (torch.compile of the forward pass and loss; dropout uniforms drawn outside
     it) gives the same runs within float round-off, through compaction (a run stops early and the
     pack shrinks, so the compiled graph sees a new run count)."""
     data = make_split()
+    if kind == "cnn":  # images laid out as prepare.py leaves them: channels last in memory
+        data = make_split(n=120, images=True)
+        channels_last = lambda X: np.ascontiguousarray(X.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)  # noqa: E731
+        data = dataclasses.replace(data, **{f"X_{s}": channels_last(getattr(data, f"X_{s}")) for s in SPLITS})
+    arch = (
+        Architecture(kind="cnn", conv_channels=(4, 6, 8), fc_width=12, fc_depth=2)
+        if kind == "cnn"
+        else Architecture(width=16, depth=2)
+    )
     method = METHODS["end_to_end"]
     codec = codec_for_method(method, data.y_train, 5, MethodSettings())
     runs = [RunSpec(seed=0, lr=3e-3), RunSpec(seed=1, lr=float("nan")), RunSpec(seed=2, lr=1e-2)]
@@ -160,7 +172,7 @@ def test_compiled_step_equals_the_eager_step():
             runs,
             k=5,
             codec=codec,
-            architecture=Architecture(width=16, depth=2),
+            architecture=arch,
             training=training,
             dtype=torch.float64,
         )

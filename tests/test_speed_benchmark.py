@@ -97,3 +97,33 @@ def test_the_breakdown_of_a_job_that_pretrains_its_codec_first(tmp_path):
     assert part["codec pre-training"] == pytest.approx(3.0)
     assert part["data loading"] == pytest.approx(0.25)  # 6.5 - 3.25 (the pack) - 3.0 (the codec)
     assert part["writing"] == pytest.approx(0.5) and part["rest of the job"] == pytest.approx(0.5)
+
+
+def load_pack_speed_benchmark():
+    spec = importlib.util.spec_from_file_location("pack_speed", REPO / "benchmarks" / "pack_speed.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_cnn_flop_count_follows_the_layer_shapes():
+    """A 2 x 8 x 8 image, convolutions 2 -> 3 -> 4, one hidden layer of 5, one output: counted by
+    hand. Backward: twice the forward products, less the first layer's input gradient."""
+    from targetcodec import Architecture
+
+    arch = Architecture(kind="cnn", conv_channels=(3, 4), fc_width=5, fc_depth=1)
+    products = [8 * 8 * 3 * 2 * 9, 4 * 4 * 4 * 3 * 9, (4 * 2 * 2) * 5, 5 * 1]
+    flops = load_pack_speed_benchmark().network_flops(arch, (2, 8, 8), 1)
+    assert flops["forward"] == 2 * sum(products)
+    assert flops["forward_backward"] == 2 * sum(products) + 2 * (2 * sum(products) - products[0])
+
+
+def test_the_cnn_benchmark_measures_a_pack_and_projects_the_full_run():
+    bench = load_pack_speed_benchmark()
+    data = bench.images_like_retinamnist(train=16, val=8, test=8)
+    result = bench.cnn_speeds(runs=(1, 2), batch_size=8, repeats=1, data=data)
+    assert [row["runs"] for row in result["rows"]] == [1, 2]
+    assert all(row["images_per_s"] > 0 and 0 < row["flop_fraction"] for row in result["rows"])
+    assert result["projected_full_run_s"] is None  # no 10- and 12-run packs measured
+    assert bench.projected_full_run({12: 6.0, 10: 5.0}) == 7 * 100 * 11.0 / 2
+    assert "| 2 |" in bench.cnn_table(result)
