@@ -261,6 +261,19 @@ def test_killed_and_resumed_job_gives_the_same_numbers(standin, tmp_path):
     assert alone[0]["metrics"]["test_mae"] == pytest.approx(whole[1]["metrics"]["test_mae"], rel=1e-4)
 
 
+def test_a_second_job_on_a_live_checkpoint_stops_naming_it(standin, tmp_path):
+    """Two working directories writing one results folder: while a job holds its checkpoint, another
+    job of the same checkpoint stops before it reads or writes anything."""
+    from targetcodec.locks import CheckpointInUse, checkpoint_lock
+    from targetcodec.train.osv5m import run_job
+
+    _, _, _, cache = standin
+    ckpt = tmp_path / "ckpt.pt"
+    with checkpoint_lock(ckpt), pytest.raises(CheckpointInUse, match=str(ckpt)):
+        run_job(_job(cache, tmp_path / "out", "least_squares", [0], checkpoint=str(ckpt)))
+    assert not ckpt.exists() and not list((tmp_path / "out").glob("*.json"))
+
+
 DDP_TOLERANCE = 1e-4  # relative, on every metric: only the order of floating-point sums differs
 
 

@@ -324,15 +324,17 @@ def run_job(job: Job) -> list[dict] | None:
     """Train the job's seeds; write their run records and test predictions (rank 0, which returns the
     records; other ranks return None)."""
     from ..joblog import job_log
+    from ..locks import checkpoint_lock
     from ..methods import import_method_modules
 
     world = World.from_environment()
     import_method_modules(job.method_modules)
     torch.set_num_threads(max(1, job.threads))
     log_path = job.log if world.rank == 0 or job.log is None else f"{job.log}.rank{world.rank}"
-    if log_path is None:
-        return _train(job, print, world)
-    with job_log(log_path) as log:
+    with contextlib.ExitStack() as stack:
+        log = print if log_path is None else stack.enter_context(job_log(log_path))
+        if job.checkpoint and world.rank == 0:  # one live job per checkpoint; the ranks of this job share it
+            stack.enter_context(checkpoint_lock(job.checkpoint, log))
         return _train(job, log, world)
 
 
