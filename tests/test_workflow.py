@@ -191,8 +191,9 @@ def test_every_job_has_a_log_and_a_benchmark(tiny_run):
     benchmarks = list((results / "benchmarks").rglob("*.tsv"))
     # per dataset: prepare, 4 sweep_and_train (for each of no k, k = 3, 5, 7: every configuration's
     # learning-rate sweep and reported runs, after the trained encoder's codec at k = 3, 5), 2 lambda
-    # sweeps; then aggregate, aggregate_sweeps, one job per table and figure
-    assert len(logs) == len(benchmarks) == 2 * (1 + 4 + 2) + 2 + len(TABLES) + len(FIGURES)
+    # sweeps; then aggregate, aggregate_sweeps, one job per table and figure, and the comparison with
+    # the paper (linear_regression, paper_comparison)
+    assert len(logs) == len(benchmarks) == 2 * (1 + 4 + 2) + 2 + len(TABLES) + len(FIGURES) + 2
     codec_log = (results / "logs" / "sweep_and_train" / "diabetes" / "k5.log").read_text()
     assert "pretrain step 1/50" in codec_log and "codec k = 5: auto-encoding error" in codec_log
     assert (results / "codecs" / "diabetes" / "k5.npz").exists() and (
