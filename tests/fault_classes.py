@@ -3,7 +3,7 @@
     python tests/fault_classes.py          # prints the table of docs/reliability.md
 
 Every test of a fault class carries the marker ``fault("<kind>")`` (a module's ``pytestmark``, or a
-test's decorator); this collects tests/test_reliability_*.py (nothing runs) and counts the marked
+test's decorator); this collects tests/test_reliability_*.py and tests/test_osv5m*.py (nothing runs) and counts the marked
 tests per kind, a parametrised test once per case. tests/test_docs.py checks that
 docs/reliability.md holds the table printed here, so the page cannot drift from the tests.
 """
@@ -40,7 +40,7 @@ KINDS = {
     ),
     "damaged_files": (
         "outputs truncated, emptied or missing a part: run, prepared, codec, selected, sweep and "
-        "metrics files, checkpoints",
+        "metrics files, checkpoints, OpenStreetView-5M run records, predictions and caches",
         "the reader names the file and says what to do; Snakemake rebuilds it once deleted",
     ),
     "untrusted_files": (
@@ -57,6 +57,13 @@ KINDS = {
         "the same job started twice on one results folder, from two working directories",
         "the second stops at once, naming the checkpoint and the process holding it; a killed job "
         "leaves no lock behind",
+    ),
+    "osv5m_data": (
+        "OpenStreetView-5M samples with NaN or out-of-range coordinates, missing, wrong-sized, "
+        "non-finite or beyond-float16 embeddings, unreadable members, truncated or short shards, "
+        "repeated ids, a validation split that leaves no rows",
+        "each bad sample skipped and counted per reason and shard; above `osv5m.max_bad_fraction` "
+        "the preparation stops naming the shard and leaves no cache; refusals name the key, id or shard",
     ),
     "permissions": (
         "a results folder shared by a group (umask 002 and 022)",
@@ -83,9 +90,10 @@ class _Collector:
 
 
 def counts() -> dict[str, int]:
-    """The number of tests of each fault kind in tests/test_reliability_*.py."""
+    """The number of tests of each fault kind in tests/test_reliability_*.py and the OpenStreetView-5M
+    stage's tests (tests/test_osv5m*.py)."""
     collector = _Collector()
-    paths = sorted(str(p) for p in TESTS.glob("test_reliability_*.py"))
+    paths = sorted(str(p) for pattern in ("test_reliability_*.py", "test_osv5m*.py") for p in TESTS.glob(pattern))
     output = io.StringIO()
     with contextlib.redirect_stdout(output):
         code = pytest.main(

@@ -110,6 +110,7 @@ def _copy_tree(src: Path, dst: Path) -> Path:
     return dst
 
 
+@pytest.mark.fault("osv5m_data")
 def test_a_truncated_or_corrupted_shard_fails_naming_it(standin, tmp_path):
     _, wds, _, _ = standin
     data = _copy_tree(wds, tmp_path / "truncated")
@@ -127,6 +128,7 @@ def test_a_truncated_or_corrupted_shard_fails_naming_it(standin, tmp_path):
         prepare(data, tmp_path / "cache2")
 
 
+@pytest.mark.fault("osv5m_data")
 def test_a_shard_missing_coordinates_is_rejected(standin, tmp_path):
     _, wds, _, _ = standin
     data = _copy_tree(wds, tmp_path / "nocoords")
@@ -143,6 +145,7 @@ def test_a_shard_missing_coordinates_is_rejected(standin, tmp_path):
         prepare(data, tmp_path / "cache")
 
 
+@pytest.mark.fault("osv5m_data")
 def test_a_missing_embedding_fails_naming_the_row(standin, tmp_path):
     _, _, csv, _ = standin
     data = _copy_tree(csv, tmp_path / "csv")
@@ -241,6 +244,7 @@ def _job(cache, out, label, seeds, **extra):
     )
 
 
+@pytest.mark.fault("interrupted_jobs")
 def test_killed_and_resumed_job_gives_the_same_numbers(standin, tmp_path):
     from targetcodec.pack import TrainingStopped
     from targetcodec.train.osv5m import run_job, stop_after_step
@@ -261,6 +265,7 @@ def test_killed_and_resumed_job_gives_the_same_numbers(standin, tmp_path):
     assert alone[0]["metrics"]["test_mae"] == pytest.approx(whole[1]["metrics"]["test_mae"], rel=1e-4)
 
 
+@pytest.mark.fault("concurrent_runs")
 def test_a_second_job_on_a_live_checkpoint_stops_naming_it(standin, tmp_path):
     """Two working directories writing one results folder: while a job holds its checkpoint, another
     job of the same checkpoint stops before it reads or writes anything."""
@@ -452,6 +457,7 @@ def test_host_memory_batches_equal_device_batches(standin, tmp_path):
     assert embeddings_fit_on_device(10, 21) and not embeddings_fit_on_device(10, 20)  # auto: under half the free memory
 
 
+@pytest.mark.fault("damaged_files")
 @pytest.mark.parametrize("damage", ["truncated", "empty"])
 def test_a_damaged_checkpoint_names_its_file(standin, tmp_path, damage):
     """Loaded as the tabular stage's checkpoints are (weights only, nothing unpickled): a damaged one
@@ -496,6 +502,7 @@ def _report_files(folder: Path) -> dict:
     }
 
 
+@pytest.mark.fault("failed_runs")
 def test_a_diverged_run_fails_and_stays_out_of_the_tables(standin, tmp_path):
     """The tabular failure rule: a run whose learning rate blows it up (NaN, or no better than the
     training mean) is recorded as failed with its reason, and Table 2 and the geolocation table leave
@@ -527,6 +534,7 @@ def test_a_diverged_run_fails_and_stays_out_of_the_tables(standin, tmp_path):
     assert f"{ls_mae:.3f}" in table
 
 
+@pytest.mark.fault("damaged_files")
 @pytest.mark.parametrize("which", ["run record", "predictions"])
 @pytest.mark.parametrize("damage", ["truncated", "empty"])
 def test_a_damaged_record_or_predictions_file_names_itself(standin, tmp_path, which, damage):
@@ -680,6 +688,7 @@ def test_every_key_the_stage_reads_is_listed():
 
 
 @pytest.mark.parametrize("key", sorted(CHANGES))
+@pytest.mark.fault("bad_config")
 def test_every_key_changes_the_stage_or_is_refused_by_name(key):
     value, context = CHANGES[key]
     base = _read_config(_stage_config(context))
@@ -691,6 +700,7 @@ def test_every_key_changes_the_stage_or_is_refused_by_name(key):
     assert changed != base, f"config key {key!r} changes nothing the stage reads"
 
 
+@pytest.mark.fault("bad_config")
 def test_keys_that_mean_nothing_here_say_so_or_are_refused():
     import yaml
 

@@ -22,6 +22,9 @@ from targetcodec.io import DamagedFile
 DIM = 8
 
 
+pytestmark = pytest.mark.fault("osv5m_data")  # counted by tests/fault_classes.py
+
+
 @pytest.fixture(scope="module")
 def data(tmp_path_factory):
     """A small stand-in in both layouts: 400 training rows in 4 shards of 100, 100 test rows, 50 val rows."""
@@ -387,6 +390,7 @@ def test_a_validation_that_leaves_no_training_rows_is_refused(data, tmp_path):
         ("summary.json", lambda p: p.write_text('{"splits": '), "JSONDecodeError"),
     ],
 )
+@pytest.mark.fault("damaged_files")
 def test_a_damaged_cache_file_is_named_with_what_to_do(data, tmp_path, name, damage, words):
     wds, _ = data
     cache = tmp_path / "cache"
