@@ -56,7 +56,9 @@ def check_config(config: dict) -> None:
             raise ValueError(
                 f"config key 'run_datasets': {key!r} is not a dataset of 'datasets' ({', '.join(datasets)})"
             )
-    selected = config.get("run_datasets") or [k for k, s in datasets.items() if s.get("enabled", True)]
+    from .train.plan import selected_datasets
+
+    selected = selected_datasets(config)
     if not selected:
         raise ValueError("config key 'datasets': no dataset is enabled and 'run_datasets' is empty")
     split = config["split"]

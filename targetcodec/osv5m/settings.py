@@ -122,8 +122,9 @@ def stage_method_settings(config: dict) -> MethodSettings:
 
 def osv5m_datasets(config: dict) -> list[str]:
     """The datasets of source osv5m in the run (run_datasets, else the enabled ones): none or one."""
-    keys = config.get("run_datasets") or [k for k, s in config["datasets"].items() if s.get("enabled", True)]
-    found = [key for key in keys if config["datasets"][key].get("source") == "osv5m"]
+    from ..train.plan import selected_datasets
+
+    found = [key for key in selected_datasets(config) if config["datasets"][key].get("source") == "osv5m"]
     if len(found) > 1:
         raise ValueError(f"config key 'run_datasets': only one osv5m dataset per run ({', '.join(found)})")
     return found

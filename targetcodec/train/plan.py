@@ -32,7 +32,8 @@ def datasets(config: dict) -> list[str]:
 
 
 def selected_datasets(config: dict) -> list[str]:
-    return config["run_datasets"] or [key for key, spec in config["datasets"].items() if spec.get("enabled", True)]
+    """Every dataset of the run, of any stage: ``run_datasets`` if given, else every enabled entry."""
+    return config.get("run_datasets") or [key for key, spec in config["datasets"].items() if spec.get("enabled", True)]
 
 
 def packs(config: dict) -> list[list[int]]:
