@@ -26,7 +26,7 @@ KINDS = {
         "a wrong configuration: misspelt keys in every mapping and dataset source, keys of another "
         "source, values out of range",
         "refused before any job starts; the message names the key and the nearest valid one (and "
-        "config.yaml and every preset are accepted)",
+        "config.yaml, every preset and the command in its header are accepted)",
     ),
     "bad_data": (
         "bad data files: values beyond float32 or far outside their column (any split, the target), "

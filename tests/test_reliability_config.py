@@ -4,18 +4,22 @@ the nearest valid key.
 
 Each bad configuration goes through what workflow/rules/common.smk does (Snakemake's ``validate``
 with the project's schema, ``describe_validation_error``, ``check_config``) on config.yaml merged
-with the tiny preset, as ``--configfile`` merges them; one goes through ``snakemake -n`` itself.
+with the tiny preset, as ``--configfile`` merges them; one goes through ``snakemake -n`` itself. Every
+preset is accepted, alone and as the command in its header runs it (the layers it names first, its
+``--config`` entries).
 """
 
 import copy
+import shlex
 from pathlib import Path
 
 import pytest
 import yaml
+from snakemake.cli import parse_config
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import update_config, validate
 
-from targetcodec.config import check_config, describe_validation_error
+from targetcodec.config import check_config, coerce_command_line_values, describe_validation_error
 from workflow_helpers import copy_workflow, snakemake
 
 pytestmark = pytest.mark.fault("bad_config")  # counted by tests/fault_classes.py
@@ -155,10 +159,96 @@ def test_an_unknown_key_message_lists_the_keys_of_its_source():
     assert "its keys are source, code, enabled, model, target, drop" in message
 
 
-@pytest.mark.parametrize("preset", sorted(p.name for p in (REPO / "presets").glob("*.yaml")))
+PRESETS = sorted((REPO / "presets").rglob("*.yaml"))
+
+
+@pytest.mark.parametrize("preset", PRESETS, ids=lambda p: str(p.relative_to(REPO / "presets")))
 def test_every_preset_and_config_yaml_are_accepted(preset):
     assert refusal(merged()) == ""
-    assert refusal(merged(yaml.safe_load((REPO / "presets" / preset).read_text()))) == ""
+    assert refusal(merged(yaml.safe_load(preset.read_text()))) == ""
+
+
+def header_commands(path: Path) -> list[str]:
+    """The ``snakemake`` commands of a preset's leading comment, each joined across its ``\\`` lines."""
+    commands, current = [], None
+    for line in path.read_text().splitlines():
+        if not line.startswith("#"):
+            break
+        text = line.lstrip("# ").split("   #")[0].strip()
+        if current is not None:
+            current += " " + text
+        elif text.startswith("snakemake "):
+            current = text
+        if current is not None:
+            if current.endswith("\\"):
+                current = current[:-1].rstrip()
+            else:
+                commands.append(current)
+                current = None
+    return commands
+
+
+def parse_command(command: str) -> tuple[list[str], list[str]]:
+    """The ``--configfile`` files and ``--config`` entries of a snakemake command line."""
+    files, entries, option = [], [], None
+    for token in shlex.split(command)[1:]:
+        if token == "--":
+            break
+        if token.startswith("-"):
+            option = token
+        elif option == "--configfile":
+            files.append(token)
+        elif option == "--config":
+            entries.append(token)
+    return files, entries
+
+
+def command_config(command: str) -> dict:
+    """config.yaml, then each ``--configfile`` in order, then ``--config``, as Snakemake merges them and
+    common.smk coerces them; a named file that does not exist fails the test, naming it."""
+    files, entries = parse_command(command)
+    missing = [name for name in files if not (REPO / name).is_file()]
+    assert not missing, f"{command}: names missing files {missing}"
+    config = merged(*(yaml.safe_load((REPO / name).read_text()) for name in files), parse_config(entries))
+    config.update(coerce_command_line_values(dict(config)))
+    return config
+
+
+COMMANDS = [(path, command) for path in PRESETS for command in header_commands(path)]
+
+
+def test_every_preset_but_the_tests_own_names_its_command():
+    named = {path.name for path, _ in COMMANDS}
+    assert {p.name for p in PRESETS} - named == {"tiny.yaml"}
+
+
+@pytest.mark.parametrize(("preset", "command"), COMMANDS, ids=lambda v: v.name if isinstance(v, Path) else "")
+def test_the_command_in_a_presets_header_is_accepted(preset, command):
+    # What a user copies from the header (and README, docs/results.md): the preset with the layers
+    # its command names before it, and its --config entries.
+    assert str(preset.relative_to(REPO)) in parse_command(command)[0], f"the command does not name it: {command}"
+    assert refusal(command_config(command)) == "", command
+
+
+def test_a_header_command_with_a_bad_key_is_refused():
+    command = (
+        "snakemake --cores all --configfile presets/shared_data.yaml presets/comparison.yaml "
+        "--config 'end_to_end={kl_reduktion: mean}'"
+    )
+    assert "end_to_end.kl_reduktion" in refusal(command_config(command))
+
+
+def test_header_commands_are_read_across_continuation_lines(tmp_path):
+    preset = tmp_path / "p.yaml"
+    preset.write_text(
+        "# A preset.\n"
+        "#   snakemake --cores all --configfile a.yaml b.yaml \\\n"
+        "#       --config 'run_datasets=[x,y]' seeds=3   # a comment\n"
+        "results: r\n"
+        "# snakemake --cores 1 --configfile not_a_header.yaml\n"
+    )
+    (command,) = header_commands(preset)
+    assert parse_command(command) == (["a.yaml", "b.yaml"], ["run_datasets=[x,y]", "seeds=3"])
 
 
 def test_every_dataset_key_the_docs_name_is_accepted_by_its_source():
